@@ -1,0 +1,1 @@
+# Makes the config tree importable as package data (gradsweep.conf) in installed copies.

@@ -1,0 +1,88 @@
+"""Command line: ``gradsweep [hydra overrides]`` (same as ``python -m gradsweep``) and
+``gradsweep rerun RUN_ID``.
+
+A thin layer over the library: it composes the config, converts it to dataclasses once,
+and turns expected failures (bad config, data or store) into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import warnings
+from pathlib import Path
+
+# Before TensorFlow or MLflow are imported anywhere.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from gradsweep.config import ConfigError, register, to_config  # noqa: E402
+from gradsweep.data import DataError  # noqa: E402
+
+log = logging.getLogger("gradsweep")
+# ./conf of the working directory is optional; Hydra warns when it is absent.
+warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=conf is not available")
+EXPECTED = (ConfigError, DataError)
+
+
+def config_dir() -> str:
+    """The packaged config tree: ``gradsweep/conf`` when installed, ``conf/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"gradsweep's config tree is missing beside {here}")
+
+
+def _terminate(signum, frame):
+    # SIGTERM takes the same path as Ctrl-C: runs end KILLED, the trial FAIL.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _quiet() -> None:
+    for name in ("alembic", "mlflow.store", "mlflow.tracking", "absl"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run(cfg: DictConfig) -> int:
+    """Runs the composed config: a sweep when ``sweep`` is set, else one run."""
+    from gradsweep.sweep import run_sweep, run_single
+    from gradsweep.tracking import TrackingError
+
+    _quiet()
+    try:
+        config = to_config(cfg)
+        text = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+        summary = run_sweep(config, text) if config.sweep else run_single(config)
+    except (*EXPECTED, TrackingError) as err:
+        log.error("%s", err)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted: the running trial was marked failed and its MLflow run KILLED")
+        return 130
+    for line in summary.lines():
+        log.info(line)
+    return 0
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def _hydra_app(cfg: DictConfig) -> None:
+    code = run(cfg)
+    if code:
+        sys.exit(code)
+
+
+def main() -> None:
+    """Entry point of ``gradsweep`` and ``python -m gradsweep``."""
+    signal.signal(signal.SIGTERM, _terminate)
+    register()
+    if len(sys.argv) > 1 and sys.argv[1] == "rerun":
+        from gradsweep.rerun import main as rerun_main
+
+        sys.exit(rerun_main(sys.argv[2:]))
+    _hydra_app()

@@ -1,0 +1,198 @@
+"""Per-layer gradient statistics, computed inside ``train_step``.
+
+:class:`InstrumentedModel` is a Keras functional model whose ``train_step`` takes the
+gradients it computes anyway (no extra forward or backward pass), and feeds them, before
+the optimizer clips anything, to :class:`GradientStats`: one metric holding a few small
+accumulators for all layers, so a step costs a handful of fused ops and an epoch's
+values are read once. Trackers are exposed through ``metrics`` so Keras resets them at
+each epoch.
+
+Statistics per recorded layer (Dense kernels, input to output):
+
+- ``norm_mean`` / ``norm_max``: L2 norm of the kernel gradient, epoch mean and max.
+- ``update_ratio``: |weights after - weights before| / |weights before| of the step
+  (what the optimizer actually did, after clipping and Adam's normalisation).
+- ``zero_frac``: share of kernel-gradient entries at or below ``zero_tol`` in magnitude.
+- ``nonfinite``: NaN or inf entries in the kernel gradient, summed over the epoch.
+
+plus ``grad/global_norm`` (and ``grad/global_norm_max``) over all trainable variables.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+LAYER_STATS = ("norm_mean", "norm_max", "update_ratio", "zero_frac", "nonfinite")
+
+# Where each activation is flat, judged on its pre-activation h: the derivative there
+# is below 1 % of its peak (sigmoid |h| > 4.6, tanh |h| > 2.65) or exactly 0 (ReLU).
+_FLAT = {
+    "sigmoid": lambda h: np.abs(h) > 4.6,
+    "tanh": lambda h: np.abs(h) > 2.65,
+    "relu": lambda h: h <= 0,
+    "elu": lambda h: h < -4.6,
+    "selu": lambda h: h < -4.6,
+    "gelu": lambda h: h < -3.0,
+    "linear": lambda h: np.zeros_like(h, dtype=bool),
+}
+
+
+class GradientStats(keras.metrics.Metric):
+    """Epoch accumulators of per-layer gradient statistics.
+
+    Args:
+        layers: names of the recorded layers, input to output.
+        zero_tol: a gradient entry at or below this magnitude counts as zero.
+    """
+
+    def __init__(self, layers: Sequence[str], zero_tol: float = 1e-12, name: str = "grad_stats"):
+        super().__init__(name=name)
+        if not layers:
+            raise ValueError("GradientStats needs at least one layer")
+        if zero_tol < 0:
+            raise ValueError(f"zero_tol must be >= 0, got {zero_tol}")
+        self.layers = list(layers)
+        self.zero_tol = float(zero_tol)
+        n = len(self.layers)
+        # Columns: norm, update_ratio, zero_frac, nonfinite (sums over steps).
+        self.sums = self.add_variable(shape=(n, 4), initializer="zeros", name="sums")
+        self.norm_max = self.add_variable(shape=(n,), initializer="zeros", name="norm_max")
+        self.global_sum = self.add_variable(shape=(), initializer="zeros", name="global_sum")
+        self.global_max = self.add_variable(shape=(), initializer="zeros", name="global_max")
+        self.steps = self.add_variable(shape=(), initializer="zeros", name="steps")
+
+    def update_state(self, kernel_grads, kernels_before, kernels_after, all_grads):
+        """Adds one step: kernel gradients and kernels around ``optimizer.apply``."""
+        squares = [tf.reduce_sum(tf.square(g)) for g in kernel_grads]
+        norms = tf.sqrt(tf.stack(squares))
+        moved = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(a - b)) for a, b in zip(kernels_after, kernels_before)]))
+        size = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(b)) for b in kernels_before]))
+        ratio = moved / (size + 1e-30)
+        zero = tf.stack([tf.reduce_mean(tf.cast(tf.abs(g) <= self.zero_tol, "float32")) for g in kernel_grads])
+        nonfinite = tf.stack([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), "float32")) for g in kernel_grads])
+        self.sums.assign_add(tf.stack([norms, ratio, zero, nonfinite], axis=1))
+        self.norm_max.assign(tf.maximum(self.norm_max, norms))
+        others = [tf.reduce_sum(tf.square(g)) for g in all_grads]
+        global_norm = tf.sqrt(tf.add_n(others))
+        self.global_sum.assign_add(global_norm)
+        self.global_max.assign(tf.maximum(self.global_max, global_norm))
+        self.steps.assign_add(1.0)
+
+    def result(self) -> Dict[str, tf.Tensor]:
+        steps = tf.maximum(self.steps, 1.0)
+        mean = self.sums / steps
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"grad/{layer}/norm_mean"] = mean[i, 0]
+            out[f"grad/{layer}/norm_max"] = tf.identity(self.norm_max[i])
+            out[f"grad/{layer}/update_ratio"] = mean[i, 1]
+            out[f"grad/{layer}/zero_frac"] = mean[i, 2]
+            out[f"grad/{layer}/nonfinite"] = self.sums[i, 3]
+        out["grad/global_norm"] = self.global_sum / steps
+        # Copies, not the variables: Keras reads logs after evaluate() has reset them.
+        out["grad/global_norm_max"] = tf.identity(self.global_max)
+        return out
+
+
+class InstrumentedModel(keras.Model):
+    """A functional model that records gradient statistics in its own ``train_step``.
+
+    Build it like any functional model, ``InstrumentedModel(inputs=..., outputs=...)``;
+    every Dense layer's kernel is recorded. Compile it with a loss.
+    """
+
+    def __init__(self, *args, zero_tol: float = 1e-12, **kwargs):
+        super().__init__(*args, **kwargs)
+        dense = [layer for layer in self.layers if isinstance(layer, keras.layers.Dense)]
+        self.stat_layers: List[str] = [layer.name for layer in dense]
+        position = {id(v): i for i, v in enumerate(self.trainable_variables)}
+        self._kernel_index = [position[id(layer.kernel)] for layer in dense]
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy")
+        self.grad_stats = GradientStats(self.stat_layers, zero_tol=zero_tol)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker, self.grad_stats]
+
+    def _kernels(self) -> List[keras.Variable]:
+        variables = self.trainable_variables
+        return [variables[i] for i in self._kernel_index]
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+        variables = self.trainable_variables
+        grads = tape.gradient(loss, variables)
+        kernels = self._kernels()
+        before = [tf.identity(k.value) for k in kernels]
+        self.optimizer.apply(grads, variables)
+        kernel_grads = [grads[i] for i in self._kernel_index]
+        self.grad_stats.update_state(kernel_grads, before, [k.value for k in kernels], grads)
+        return self._track(x, y, y_pred, loss)
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+        logs = self._track(x, y, y_pred, loss)
+        return {"loss": logs["loss"], "accuracy": logs["accuracy"]}
+
+    def _track(self, x, y, y_pred, loss):
+        self.loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        self.accuracy_tracker.update_state(y, y_pred)
+        logs = {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+        logs.update(self.grad_stats.result())
+        return logs
+
+
+def probe_gradient_norms(model: InstrumentedModel, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+    """Kernel-gradient L2 norms on one batch, without touching the weights (step 0)."""
+    with tf.GradientTape() as tape:
+        y_pred = model(x, training=False)
+        loss = model.compute_loss(x=x, y=tf.convert_to_tensor(y), y_pred=y_pred, training=False)
+    kernels = model._kernels()
+    grads = tape.gradient(loss, kernels)
+    return {layer: float(tf.norm(g)) for layer, g in zip(model.stat_layers, grads)}
+
+
+class SaturationProbe:
+    """Measures, on a fixed batch, how much of each hidden layer sits on a flat part.
+
+    For each hidden layer it reports ``saturation`` (share of unit-example pairs whose
+    pre-activation lies where the activation's derivative is ~0) and ``dead`` (share of
+    units flat on every example of the batch: dead ReLUs, fully saturated sigmoids).
+
+    Args:
+        model: the model; its hidden pre-activations are read at ``bn_XX`` (batchnorm)
+            or ``dense_XX`` outputs.
+        hidden: names of the hidden Dense layers, input to output.
+        activation: the hidden activation's name.
+        x: the probe batch.
+    """
+
+    def __init__(self, model: keras.Model, hidden: Sequence[str], activation: str, x: np.ndarray):
+        if activation not in _FLAT:
+            raise ValueError(f"no saturation rule for activation {activation!r}")
+        names = {layer.name for layer in model.layers}
+        taps = [f"bn_{n[-2:]}" if f"bn_{n[-2:]}" in names else n for n in hidden]
+        self.hidden = list(hidden)
+        self._flat = _FLAT[activation]
+        self._probe = keras.Model(model.input, [model.get_layer(t).output for t in taps])
+        self._x = x
+
+    def measure(self) -> Dict[str, float]:
+        outputs = self._probe(self._x, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        stats: Dict[str, float] = {}
+        for layer, h in zip(self.hidden, outputs):
+            flat = self._flat(np.asarray(h))
+            stats[f"act/{layer}/saturation"] = float(flat.mean())
+            stats[f"act/{layer}/dead"] = float(flat.all(axis=0).mean())
+        return stats

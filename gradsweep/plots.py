@@ -1,0 +1,52 @@
+"""Trial figures: learning curves and the gradient-flow heatmap (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+
+def curves(table: pd.DataFrame, path: Path) -> None:
+    """Loss and accuracy per epoch, training and validation."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for split in ("train", "val"):
+            column = f"{split}/{metric}"
+            if column in table:
+                ax.plot(table["epoch"], table[column], marker=".", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def gradient_flow(table: pd.DataFrame, layers: Sequence[str], path: Path) -> None:
+    """Heatmap of kernel-gradient norms, layer (input at the bottom) x epoch, log colour."""
+    columns = [f"grad/{layer}/norm_mean" for layer in layers]
+    values = table[columns].to_numpy(dtype=float).T
+    shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(table) + 3), 0.35 * len(layers) + 1.6))
+    positive = shown[np.isfinite(shown)]
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("black")  # exactly zero or non-finite gradients
+    image = ax.imshow(shown, aspect="auto", origin="lower", cmap=cmap, norm=norm, interpolation="nearest",
+                      extent=(table["epoch"].min() - 0.5, table["epoch"].max() + 0.5, -0.5, len(layers) - 0.5))
+    ax.set_yticks(range(len(layers)), layers)
+    ax.set_xlabel("epoch (0 = at initialisation)")
+    ax.set_title("kernel-gradient L2 norm (black: zero or non-finite)")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,253 @@
+"""Run a sweep (an Optuna study, recorded in MLflow) or a single configured run.
+
+The study lives in ``sweep.storage`` and remembers its MLflow parent run, so running the
+same command again resumes both and stops at ``sweep.n_trials`` counted trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from gradsweep.config import Config, ConfigError
+from gradsweep.data import Dataset, load
+from gradsweep.search import open_study, suggest
+from gradsweep.tracking import Run, Tracker
+from gradsweep.trial import derive_seed, objective_value, run_recorded
+
+log = logging.getLogger(__name__)
+
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class Summary:
+    """What a sweep or run ended with, for the closing table."""
+
+    name: str
+    trials: int
+    pruned: int
+    diverged: int
+    best_value: Optional[float]
+    best_params: Dict[str, Any]
+    parent_run_id: str
+    tracking_uri: str
+    storage: Optional[str]
+
+    def lines(self) -> list[str]:
+        rows = [("sweep", self.name), ("trials (complete + pruned)", f"{self.trials} ({self.pruned} pruned)"),
+                ("diverged", str(self.diverged)),
+                ("best value", "-" if self.best_value is None else f"{self.best_value:.4g}")]
+        rows += [(f"  {k}", str(v)) for k, v in self.best_params.items()]
+        rows += [("MLflow run", self.parent_run_id), ("MLflow store", self.tracking_uri)]
+        if self.storage:
+            rows.append(("Optuna storage", self.storage))
+        ui = (f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1"
+              if not self.tracking_uri.startswith("http") else f"open {self.tracking_uri}")
+        rows.append(("open the UI", ui))
+        width = max(len(k) for k, _ in rows)
+        return [f"{k.ljust(width)}  {v}" for k, v in rows]
+
+
+def _versions() -> Dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"versions.python": platform.python_version()}
+    for package in ("gradsweep", "tensorflow", "keras", "optuna", "mlflow", "hydra-core", "numpy"):
+        try:
+            out[f"versions.{package}"] = version(package)
+        except Exception:
+            pass
+    return out
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_tags(config: Config, data: Dataset) -> Dict[str, str]:
+    """Tags that every parent or single run carries: provenance of code and data."""
+    tags = {"data.name": config.data.name, "data.digest": data.digest,
+            "data.rows": f"{len(data.x_train)}+{len(data.x_val)}", **_versions()}
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _fingerprint(config: Config, data: Dataset) -> str:
+    """What a study's trials depend on besides their parameters."""
+    fixed = {k: v for k, v in asdict(config).items() if k in ("data", "model", "optimizer", "train")}
+    space = {name: asdict(spec) for name, spec in config.sweep.params().items()}
+    text = json.dumps({"space": space, "fixed": fixed, "data": data.digest}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_resume(study: optuna.Study, fingerprint: str, storage: str) -> None:
+    recorded = study.user_attrs.get("fingerprint")
+    if recorded is None:
+        study.set_user_attr("fingerprint", fingerprint)
+    elif recorded != fingerprint:
+        raise ConfigError(
+            f"sweep.name: study {study.study_name!r} in {storage} was run with a different search space, "
+            "config or data; choose a new sweep.name or another sweep.storage")
+
+
+def _parent_run(study: optuna.Study, tracker: Tracker, config: Config, data: Dataset, config_yaml: str) -> Run:
+    """The study's MLflow parent run, created on the first start and resumed after."""
+    run_id = study.user_attrs.get("mlflow_parent_run_id")
+    parent = tracker.resume_run(run_id) if run_id else None
+    if parent is not None:
+        return parent
+    sweep = config.sweep
+    parent = tracker.start_run(sweep.name, {"optuna.study": sweep.name, "gradsweep.kind": "sweep",
+                                            **run_tags(config, data)})
+    parent.log_params({"sweep.name": sweep.name, "sweep.n_trials": sweep.n_trials,
+                       "sweep.sampler": sweep.sampler, "sweep.pruner": sweep.pruner,
+                       "sweep.objective.metric": sweep.objective.metric,
+                       "sweep.objective.direction": sweep.objective.direction,
+                       "sweep.storage": sweep.storage, "sweep.space": json.dumps(
+                           {k: asdict(v) for k, v in sweep.params().items()})})
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.yaml").write_text(config_yaml)
+        parent.log_artifacts(Path(tmp))
+    study.set_user_attr("mlflow_parent_run_id", parent.id)
+    return parent
+
+
+def _trial_name(number: int, params: Dict[str, Any]) -> str:
+    def short(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    return f"trial-{number:03d} " + " ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in params.items())
+
+
+class Objective:
+    """The Optuna objective: one recorded training per trial."""
+
+    def __init__(self, config: Config, data: Dataset, tracker: Tracker, parent: Run):
+        self.config, self.data, self.tracker, self.parent = config, data, tracker, parent
+        self.space = config.sweep.params()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        sweep = self.config.sweep
+        params = suggest(trial, self.space)
+        trial_config = self.config.with_params(params)
+        seed = derive_seed(self.config.train.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        pruned = []
+
+        def report(epoch: int, metrics: Dict[str, float]) -> bool:
+            value = metrics.get(sweep.objective.metric)
+            if value is None or not math.isfinite(value):
+                return False  # a diverged epoch stops training on its own
+            trial.report(value, epoch)
+            if trial.should_prune():
+                pruned.append(epoch)
+                return True
+            return False
+
+        tags = {"optuna.study": sweep.name, "optuna.trial_number": str(trial.number),
+                "optuna.state": "RUNNING", "gradsweep.kind": "trial"}
+        result, run = run_recorded(trial_config, self.data, seed, self.tracker, _trial_name(trial.number, params),
+                                   tags, parent=self.parent, listeners=[report],
+                                   on_start=lambda r: trial.set_user_attr("mlflow_run_id", r.id))
+        value = objective_value(result, sweep.objective.metric, self.data)
+        trial.set_user_attr("diverged", result.diverged)
+        trial.set_user_attr("stop_reason", result.stop_reason)
+        run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
+        return value
+
+
+def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=COUNTED)
+
+
+def run_sweep(config: Config, config_yaml: str = "") -> Summary:
+    """Runs (or resumes) the configured sweep until ``sweep.n_trials`` trials are counted.
+
+    Raises:
+        ConfigError, DataError, TrackingError: bad input, before any training.
+    """
+    from tqdm import tqdm
+
+    sweep = config.sweep
+    data = load(config.data)
+    study = open_study(sweep)
+    _check_resume(study, _fingerprint(config, data), sweep.storage)
+    tracker = Tracker(config.tracking)
+    parent = _parent_run(study, tracker, config, data, config_yaml)
+    status = "FAILED"
+    try:
+        done = len(_counted(study))
+        if done >= sweep.n_trials:
+            log.info("study %s already has %d counted trials; nothing to run", sweep.name, done)
+        else:
+            bar = tqdm(total=sweep.n_trials, initial=done, desc=sweep.name, unit="trial")
+
+            def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                if trial.state in COUNTED:
+                    bar.update(1)
+
+            stop = optuna.study.MaxTrialsCallback(sweep.n_trials, states=COUNTED)
+            try:
+                study.optimize(Objective(config, data, tracker, parent), n_trials=sweep.n_trials - done,
+                               callbacks=[advance, stop], gc_after_trial=False)
+            finally:
+                bar.close()
+        summary = _summarise(study, config, parent, tracker)
+        status = "FINISHED"
+        return summary
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        parent.finish(status)
+
+
+def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracker) -> Summary:
+    counted = _counted(study)
+    complete = [t for t in counted if t.state == TrialState.COMPLETE]
+    best = study.best_trial if complete else None
+    if best is not None:
+        parent.set_tags({"best.trial_number": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
+        parent.log_metrics({"best/value": best.value}, step=len(counted))
+    with tempfile.TemporaryDirectory() as tmp:
+        study.trials_dataframe().to_csv(Path(tmp) / "trials.csv", index=False)
+        parent.log_artifacts(Path(tmp))
+    return Summary(name=study.study_name, trials=len(counted),
+                   pruned=sum(t.state == TrialState.PRUNED for t in counted),
+                   diverged=sum(bool(t.user_attrs.get("diverged")) for t in counted),
+                   best_value=best.value if best else None, best_params=best.params if best else {},
+                   parent_run_id=parent.id, tracking_uri=tracker.uri, storage=config.sweep.storage)
+
+
+def run_single(config: Config, tags: Optional[Dict[str, str]] = None) -> Summary:
+    """Trains the configured model once, as one MLflow run (no study), seeded ``train.seed``."""
+    data = load(config.data)
+    tracker = Tracker(config.tracking)
+    name = f"{config.model.activation} depth={len(config.model.hidden_widths)} {config.optimizer.name}"
+    result, run = run_recorded(config, data, config.train.seed, tracker, name,
+                               {"gradsweep.kind": "single", **run_tags(config, data), **(tags or {})})
+    value = result.final.get("val/loss")
+    return Summary(name="(single run)", trials=1, pruned=0, diverged=int(result.diverged),
+                   best_value=value, best_params={k: v for k, v in result.final.items()
+                                                  if k in ("train/loss", "val/loss", "val/accuracy")},
+                   parent_run_id=run.id, tracking_uri=tracker.uri, storage=None)

@@ -1,0 +1,142 @@
+"""Train one configured model and collect its per-epoch record.
+
+:func:`train` owns the Keras side of a trial: seeding, the input pipeline, the model,
+``fit`` with early stopping, divergence detection, and the epoch record (metrics named
+as they are logged). What happens with each epoch (MLflow logging, Optuna pruning) is
+passed in as listeners, so this module knows neither.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradsweep.config import Config
+from gradsweep.data import Dataset
+from gradsweep.gradstats import SaturationProbe, probe_gradient_norms
+from gradsweep.model import build_model, build_optimizer, layer_names
+
+# Called after each epoch with (epoch, metrics); returning True stops training.
+EpochListener = Callable[[int, Dict[str, float]], bool]
+
+_RENAME = {"loss": "train/loss", "accuracy": "train/accuracy",
+           "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
+
+
+@dataclass
+class TrainResult:
+    """What one training run recorded.
+
+    Attributes:
+        init: statistics measured at initialisation (logged at step 0).
+        epochs: one metrics dict per finished epoch, epoch 1 first.
+        final: the metrics of the weights training ended with (the best epoch's when
+            early stopping restored them).
+        stop_reason: ``completed``, ``early_stopping``, ``diverged`` or ``stopped``
+            (a listener asked to stop, e.g. pruning).
+        diverged_epoch: the epoch whose loss was NaN or inf, if any.
+        seconds: wall time of ``fit``.
+    """
+
+    init: Dict[str, float] = field(default_factory=dict)
+    epochs: List[Dict[str, float]] = field(default_factory=list)
+    final: Dict[str, float] = field(default_factory=dict)
+    stop_reason: str = "completed"
+    diverged_epoch: Optional[int] = None
+    seconds: float = 0.0
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_epoch is not None
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self, result: TrainResult, probe: SaturationProbe, x_probe, y_probe,
+                 listeners: Sequence[EpochListener]):
+        super().__init__()
+        self.result, self.probe, self.listeners = result, probe, listeners
+        self.x_probe, self.y_probe = x_probe, y_probe
+
+    def on_train_begin(self, logs=None):
+        norms = probe_gradient_norms(self.model, self.x_probe, self.y_probe)
+        self.result.init = {f"grad/{layer}/norm_mean": v for layer, v in norms.items()}
+        self.result.init.update(self.probe.measure())
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution this runs once per execution: NaN stops it there.
+        if logs and not math.isfinite(float(logs.get("loss", 0.0))):
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {_RENAME.get(k, k): float(v) for k, v in (logs or {}).items()
+                   if k in _RENAME or k.startswith("grad/")}
+        metrics.update(self.probe.measure())
+        self.result.epochs.append(metrics)
+        number = epoch + 1
+        if not math.isfinite(metrics.get("train/loss", 0.0)):
+            self.result.diverged_epoch = number
+            self.result.stop_reason = "diverged"
+            self.model.stop_training = True
+        stop = [listener(number, metrics) for listener in self.listeners]
+        if any(stop) and not self.result.diverged:
+            self.result.stop_reason = "stopped"
+            self.model.stop_training = True
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow; the same seed gives the same run on CPU."""
+    keras.utils.set_random_seed(seed)
+
+
+def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: Optional[int]) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((x, y.reshape(-1, 1))).cache()
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def train(config: Config, data: Dataset, seed: int,
+          listeners: Sequence[EpochListener] = ()) -> TrainResult:
+    """Trains the configured model on ``data`` with ``seed`` and records every epoch.
+
+    A loss that turns NaN or inf stops training at the end of that execution; the run
+    is then returned with ``diverged_epoch`` set, never raised.
+    """
+    import time
+
+    keras.backend.clear_session()  # frees the previous trial's graphs and variables
+    tf.get_logger().setLevel("ERROR")  # every trial traces its own new model: not a problem
+    seed_everything(seed)
+    model = build_model(config.model, data.x_train.shape[1], seed, zero_tol=config.train.zero_grad_tol)
+    steps = math.ceil(len(data.x_train) / config.train.batch_size)
+    model.compile(optimizer=build_optimizer(config.optimizer), loss="binary_crossentropy",
+                  steps_per_execution=config.train.steps_per_execution or steps)
+    n_probe = min(config.train.probe_size, len(data.x_train))
+    x_probe, y_probe = data.x_train[:n_probe], data.y_train[:n_probe].reshape(-1, 1)
+    hidden = layer_names(config.model)[:-1]
+    probe = SaturationProbe(model, hidden, config.model.activation, x_probe)
+
+    result = TrainResult()
+    callbacks: List[keras.callbacks.Callback] = [_Recorder(result, probe, x_probe, y_probe, listeners)]
+    early = None
+    if config.train.early_stopping_patience:
+        early = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.train.early_stopping_patience, restore_best_weights=True)
+        callbacks.append(early)
+    start = time.perf_counter()
+    model.fit(_pipeline(data.x_train, data.y_train, config.train.batch_size, seed),
+              validation_data=_pipeline(data.x_val, data.y_val, 1024, None),
+              epochs=config.train.epochs, callbacks=callbacks, shuffle=False, verbose=0)
+    result.seconds = time.perf_counter() - start
+
+    result.final = dict(result.epochs[-1]) if result.epochs else {}
+    if early is not None and early.stopped_epoch > 0 and not result.diverged:
+        result.stop_reason = "early_stopping"
+        best = int(np.nanargmin([e.get("val/loss", np.inf) for e in result.epochs]))
+        result.final = dict(result.epochs[best])
+    return result

@@ -1,0 +1,109 @@
+"""One training run recorded as one MLflow run: params, epoch metrics, artifacts.
+
+Used for a sweep's trials (nested under the sweep's parent run) and for a single run.
+Whatever happens, the MLflow run ends FINISHED, FAILED or KILLED, never RUNNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from gradsweep import plots
+from gradsweep.config import Config, flatten
+from gradsweep.data import Dataset
+from gradsweep.model import layer_names
+from gradsweep.tracking import Run, Tracker
+from gradsweep.training import EpochListener, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+
+def derive_seed(base: int, trial_number: int) -> int:
+    """A well-mixed 31-bit seed for trial ``trial_number`` of a sweep seeded ``base``."""
+    return int(np.random.SeedSequence([base, trial_number]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def constant_loss(positive_rate: float) -> float:
+    """Binary cross-entropy of always predicting the base rate: what a trivial model scores."""
+    p = min(max(positive_rate, 1e-7), 1 - 1e-7)
+    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+
+
+def objective_value(result: TrainResult, metric: str, data: Dataset) -> float:
+    """The trial's objective: ``metric`` of the final weights, always finite.
+
+    A diverged run scores what a constant predictor would (its loss, or the majority
+    share as accuracy), so it stays in the study as data instead of failing.
+    """
+    value = result.final.get(metric, float("nan"))
+    if result.diverged or not np.isfinite(value):
+        p = data.positive_rate
+        return constant_loss(p) if metric.endswith("loss") else max(p, 1 - p)
+    return float(value)
+
+
+def epoch_table(result: TrainResult) -> pd.DataFrame:
+    """All recorded statistics, one row per epoch, epoch 0 = at initialisation."""
+    rows = [{"epoch": 0, **result.init}] + [{"epoch": i, **row} for i, row in enumerate(result.epochs, start=1)]
+    return pd.DataFrame(rows)
+
+
+def write_artifacts(config: Config, result: TrainResult, seed: int, folder: Path) -> None:
+    """Writes the trial's CSV, figures and replayable config into ``folder``."""
+    table = epoch_table(result)
+    table.to_csv(folder / "epochs.csv", index=False)
+    plots.curves(table[table["epoch"] > 0], folder / "curves.png")
+    plots.gradient_flow(table, layer_names(config.model), folder / "gradient_flow.png")
+    replay = asdict(config)
+    replay["train"]["seed"] = seed  # `gradsweep rerun` trains with exactly this seed
+    replay.pop("sweep", None)
+    replay.pop("tracking", None)
+    (folder / "config.yaml").write_text(yaml.safe_dump(replay, sort_keys=False))
+
+
+def run_recorded(config: Config, data: Dataset, seed: int, tracker: Tracker, name: str,
+                 tags: Dict[str, str], parent: Optional[Run] = None,
+                 listeners: Sequence[EpochListener] = (), on_start=None) -> tuple[TrainResult, Run]:
+    """Trains ``config`` with ``seed`` and records it as one MLflow run.
+
+    Args:
+        on_start: called with the new run before training (e.g. to link it to Optuna).
+
+    Returns:
+        The training result and the finished run.
+    """
+    run = tracker.start_run(name, {**tags, "seed": str(seed), "data.digest": data.digest},
+                            parent_id=parent.id if parent else None)
+    status = "FAILED"
+    try:
+        run.log_params({**flatten(config), "seed": seed})
+        if on_start is not None:
+            on_start(run)
+
+        def log_epoch(epoch: int, metrics: Dict[str, float]) -> bool:
+            run.log_metrics(metrics, step=epoch)
+            return False
+
+        result = train(config, data, seed, [log_epoch, *listeners])
+        run.log_metrics(result.init, step=0)
+        run.set_tags({"stop_reason": result.stop_reason, "diverged": str(result.diverged).lower(),
+                      **({"diverged_epoch": result.diverged_epoch} if result.diverged else {})})
+        run.log_metrics({"train_seconds": result.seconds}, step=0)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_artifacts(config, result, seed, Path(tmp))
+            run.log_artifacts(Path(tmp))
+        status = "FINISHED"
+        return result, run
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        run.finish(status)

@@ -1,0 +1,162 @@
+"""`python -m gradsweep` as a user runs it, into real stores, then read back."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from conftest import run_gradsweep
+from gradsweep.search import make_storage
+
+SMOKE_EPOCHS = 2
+
+
+def _args(stores: dict, *extra: str) -> list[str]:
+    return [f"{k}={v}" for k, v in stores.items()] + list(extra)
+
+
+def _runs(stores: dict):
+    client = MlflowClient(stores["tracking.uri"])
+    experiment = client.get_experiment_by_name("gradsweep")
+    return client, client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke sweep, shared by the checks below (it is the expensive part)."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    stores = {"tracking.uri": f"sqlite:///{tmp}/m.db", "sweep.storage": f"sqlite:///{tmp}/o.db",
+              "tracking.artifacts": str(tmp / "artifacts")}
+    done = run_gradsweep("+sweep=smoke", *_args(stores), cwd=tmp)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return tmp, stores, done
+
+
+def test_smoke_sweep_records_parent_and_nested_trials(smoke):
+    tmp, stores, done = smoke
+    study = optuna.load_study(study_name="smoke", storage=stores["sweep.storage"])
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    client, runs = _runs(stores)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    assert parent.data.tags["data.digest"] and parent.data.tags["versions.tensorflow"]
+    assert "best.trial_number" in parent.data.tags
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"config.yaml", "trials.csv"}
+    layers = ["dense_00", "dense_01", "output"]
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["optuna.study"] == "smoke" and run.data.tags["optuna.state"] == "COMPLETE"
+        number = int(run.data.tags["optuna.trial_number"])
+        assert trials[number].user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.info.run_name.startswith(f"trial-{number:03d} activation=")
+        assert run.data.params["model.activation"] == trials[number].params["model.activation"]
+        assert run.data.params["data.name"] == "moons" and run.data.params["optimizer.name"] == "adam"
+        assert run.data.params["seed"] == str(trials[number].user_attrs["seed"])
+        for layer in layers:
+            for stat in ("norm_mean", "norm_max", "update_ratio", "zero_frac", "nonfinite"):
+                history = client.get_metric_history(run.info.run_id, f"grad/{layer}/{stat}")
+                steps = sorted(m.step for m in history)
+                assert steps == list(range(1, SMOKE_EPOCHS + 1)) or (
+                    stat == "norm_mean" and steps == list(range(0, SMOKE_EPOCHS + 1))), (layer, stat, steps)
+        for metric in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "grad/global_norm"):
+            assert len(client.get_metric_history(run.info.run_id, metric)) == SMOKE_EPOCHS
+        assert math.isclose(run.data.metrics["val/loss"], trials[number].value, rel_tol=1e-6)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert artifacts == {"config.yaml", "curves.png", "epochs.csv", "gradient_flow.png"}
+    assert "open the UI" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
+    assert not (tmp / "outputs").exists()
+
+
+def test_same_command_resumes_without_new_trials(smoke):
+    tmp, stores, _ = smoke
+    again = run_gradsweep("+sweep=smoke", *_args(stores), cwd=tmp)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "nothing to run" in again.stdout
+    study = optuna.load_study(study_name="smoke", storage=stores["sweep.storage"])
+    assert len(study.get_trials()) == 3
+    _, runs = _runs(stores)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_more_trials_continue_the_same_study_and_parent(smoke):
+    tmp, stores, _ = smoke
+    more = run_gradsweep("+sweep=smoke", "sweep.n_trials=4", *_args(stores), cwd=tmp)
+    assert more.returncode == 0, more.stdout[-3000:]
+    study = optuna.load_study(study_name="smoke", storage=stores["sweep.storage"])
+    assert len(study.get_trials()) == 4
+    _, runs = _runs(stores)
+    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs} - {None}
+    assert len(parents) == 1 and len(runs) == 5
+
+
+def test_changed_space_is_refused(smoke):
+    tmp, stores, _ = smoke
+    changed = run_gradsweep("+sweep=smoke", "sweep.space.model.activation.choices=[sigmoid]", *_args(stores),
+                            cwd=tmp)
+    assert changed.returncode == 2
+    assert "different search space" in changed.stdout and "Traceback" not in changed.stdout
+
+
+def test_rerun_reproduces_a_trial_exactly(smoke):
+    tmp, stores, _ = smoke
+    client, runs = _runs(stores)
+    trial = next(r for r in runs if r.data.tags.get("optuna.trial_number") == "1")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "gradsweep", "rerun", trial.info.run_id,
+                           "--tracking-uri", stores["tracking.uri"]], cwd=tmp, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "identical" in done.stdout + done.stderr
+
+
+def test_diverging_trials_stay_complete_with_finite_values(tmp_path, stores):
+    done = run_gradsweep(
+        "+sweep=smoke", "sweep.name=nan", "sweep.n_trials=2", "model.activation=linear", "model.init=random_normal",
+        "model.init_std=5", "model.depth=4", "optimizer=sgd", "~sweep.space.model",
+        "sweep.space.optimizer.learning_rate.low=50", "sweep.space.optimizer.learning_rate.high=100",
+        "train.epochs=4", *_args(stores), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    trials = optuna.load_study(study_name="nan", storage=stores["sweep.storage"]).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert all(math.isfinite(t.value) and t.user_attrs["diverged"] for t in trials)
+    _, runs = _runs(stores)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert all(r.data.tags["diverged"] == "true" and r.data.tags["stop_reason"] == "diverged" for r in children)
+
+
+def test_single_run_without_sweep(tmp_path, stores):
+    del stores["sweep.storage"]
+    done = run_gradsweep("data=moons", "data.n_samples=100", "train.epochs=2", *_args(stores), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    client, runs = _runs(stores)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["gradsweep.kind"] == "single" and runs[0].data.params["train.seed"] == "0"
+    table = pd.read_csv(client.download_artifacts(runs[0].info.run_id, "epochs.csv", str(tmp_path)))
+    assert list(table["epoch"]) == [0, 1, 2]
+    assert list((tmp_path / "sweeps").iterdir())  # Hydra's run folder, not ./outputs
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.depth=0", "model.depth"),
+    ("data=csv", "data.path"),
+])
+def test_bad_input_fails_before_training_with_one_line(tmp_path, stores, override, key):
+    args = [override] + (["data.path=missing.csv", "data.target=y"] if override == "data=csv" else [])
+    done = run_gradsweep("+sweep=smoke", *args, *_args(stores), cwd=tmp_path)
+    assert done.returncode == 2
+    errors = [line for line in done.stdout.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and key in errors[0], done.stdout[-2000:]
+    _, runs = _runs(stores)
+    assert runs == []
