@@ -36,11 +36,10 @@ def gradient_flow(table: pd.DataFrame, layers: Sequence[str], path: Path) -> Non
     columns = [f"grad/{layer}/norm_mean" for layer in layers]
     values = table[columns].to_numpy(dtype=float).T
     shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(table) + 3), 0.35 * len(layers) + 1.6))
+    fig, ax = plt.subplots(figsize=(min(12.0, max(5.0, 0.25 * len(table) + 3)), 0.35 * len(layers) + 1.6))
     positive = shown[np.isfinite(shown)]
     norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("black")  # exactly zero or non-finite gradients
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="black")  # zero or non-finite
     image = ax.imshow(shown, aspect="auto", origin="lower", cmap=cmap, norm=norm, interpolation="nearest",
                       extent=(table["epoch"].min() - 0.5, table["epoch"].max() + 0.5, -0.5, len(layers) - 0.5))
     ax.set_yticks(range(len(layers)), layers)

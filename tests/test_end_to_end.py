@@ -160,3 +160,31 @@ def test_bad_input_fails_before_training_with_one_line(tmp_path, stores, overrid
     assert len(errors) == 1 and key in errors[0], done.stdout[-2000:]
     _, runs = _runs(stores)
     assert runs == []
+
+
+def test_sigterm_leaves_no_running_run(tmp_path, stores):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["+sweep=smoke", "sweep.name=term", "train.epochs=400", "data.n_samples=2000", *_args(stores)]
+    process = subprocess.Popen([sys.executable, "-m", "gradsweep", *args], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            _, runs = _runs(stores) if (tmp_path / "m.db").exists() else (None, [])
+            if any("mlflow.parentRunId" in r.data.tags for r in runs):
+                break
+            time.sleep(1)
+        time.sleep(2)  # well inside the first trial's 400 epochs
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, output[-2000:]
+    _, runs = _runs(stores)
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}
+    trials = optuna.load_study(study_name="term", storage=stores["sweep.storage"]).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
