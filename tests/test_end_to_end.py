@@ -188,3 +188,42 @@ def test_sigterm_leaves_no_running_run(tmp_path, stores):
     assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}
     trials = optuna.load_study(study_name="term", storage=stores["sweep.storage"]).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
+
+
+@pytest.mark.slow
+def test_mlflow_ui_serves_the_sweep(smoke):
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    tmp, stores, _ = smoke
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", stores["tracking.uri"],
+                               "--host", "127.0.0.1", "--port", str(port)], cwd=tmp,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(90):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        client, runs = _runs(stores)
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"experiment_ids": [runs[0].info.experiment_id]}).encode())
+        served = json.load(urllib.request.urlopen(request, timeout=10))["runs"]
+        assert len(served) == len(runs)
+        trial = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+        png = urllib.request.urlopen(f"{base}/get-artifact?path=gradient_flow.png&run_uuid={trial.info.run_id}",
+                                     timeout=10).read()
+        assert png[:4] == b"\x89PNG"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
