@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict
 
+import numpy as np
 import optuna
 
 from gradsweep.config import ConfigError, ParamSpec, SweepConfig
@@ -27,8 +28,6 @@ def suggest(trial: optuna.Trial, space: Dict[str, ParamSpec]) -> Dict[str, Any]:
 
 def grid(space: Dict[str, ParamSpec]) -> Dict[str, list]:
     """The grid sampler's value lists: categoricals as given, numbers by ``step``."""
-    import numpy as np
-
     values: Dict[str, list] = {}
     for name, spec in space.items():
         if spec.type == "categorical":

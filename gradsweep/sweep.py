@@ -29,6 +29,7 @@ from gradsweep.trial import derive_seed, objective_value, run_recorded
 log = logging.getLogger(__name__)
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+HEADLINE = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Summary:
     diverged: int
     best_value: Optional[float]
     best_params: Dict[str, Any]
+    best_metrics: Dict[str, float]
     parent_run_id: str
     tracking_uri: str
     storage: Optional[str]
@@ -50,6 +52,7 @@ class Summary:
                 ("diverged", str(self.diverged)),
                 ("best value", "-" if self.best_value is None else f"{self.best_value:.4g}")]
         rows += [(f"  {k}", str(v)) for k, v in self.best_params.items()]
+        rows += [(f"  {k}", f"{v:.4f}") for k, v in self.best_metrics.items()]
         rows += [("MLflow run", self.parent_run_id), ("MLflow store", self.tracking_uri)]
         if self.storage:
             rows.append(("Optuna storage", self.storage))
@@ -164,10 +167,23 @@ class Objective:
 
         tags = {"optuna.study": sweep.name, "optuna.trial_number": str(trial.number),
                 "optuna.state": "RUNNING", "gradsweep.kind": "trial"}
-        result, run = run_recorded(trial_config, self.data, seed, self.tracker, _trial_name(trial.number, params),
-                                   tags, parent=self.parent, listeners=[report],
-                                   on_start=lambda r: trial.set_user_attr("mlflow_run_id", r.id))
+        started: list[Run] = []
+
+        def link(run: Run) -> None:
+            started.append(run)
+            trial.set_user_attr("mlflow_run_id", run.id)
+
+        try:
+            result, run = run_recorded(trial_config, self.data, seed, self.tracker,
+                                       _trial_name(trial.number, params), tags, parent=self.parent,
+                                       listeners=[report], on_start=link)
+        except BaseException:
+            if started:  # Optuna marks the trial FAIL; say so on its run too
+                started[0].set_tags({"optuna.state": "FAIL"})
+            raise
         value = objective_value(result, sweep.objective.metric, self.data)
+        trial.set_user_attr("metrics", {k: v for k, v in result.final.items()
+                                        if k in HEADLINE and math.isfinite(v)})
         trial.set_user_attr("diverged", result.diverged)
         trial.set_user_attr("stop_reason", result.stop_reason)
         run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
@@ -228,7 +244,8 @@ def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracke
     best = study.best_trial if complete else None
     if best is not None:
         parent.set_tags({"best.trial_number": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
-        parent.log_metrics({"best/value": best.value}, step=len(counted))
+        best_metrics = {f"best/{k}": v for k, v in best.user_attrs.get("metrics", {}).items()}
+        parent.log_metrics({"best/value": best.value, **best_metrics}, step=len(counted))
     with tempfile.TemporaryDirectory() as tmp:
         study.trials_dataframe().to_csv(Path(tmp) / "trials.csv", index=False)
         parent.log_artifacts(Path(tmp))
@@ -236,6 +253,7 @@ def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracke
                    pruned=sum(t.state == TrialState.PRUNED for t in counted),
                    diverged=sum(bool(t.user_attrs.get("diverged")) for t in counted),
                    best_value=best.value if best else None, best_params=best.params if best else {},
+                   best_metrics=best.user_attrs.get("metrics", {}) if best else {},
                    parent_run_id=parent.id, tracking_uri=tracker.uri, storage=config.sweep.storage)
 
 
@@ -248,6 +266,6 @@ def run_single(config: Config, tags: Optional[Dict[str, str]] = None) -> Summary
                                {"gradsweep.kind": "single", **run_tags(config, data), **(tags or {})})
     value = result.final.get("val/loss")
     return Summary(name="(single run)", trials=1, pruned=0, diverged=int(result.diverged),
-                   best_value=value, best_params={k: v for k, v in result.final.items()
-                                                  if k in ("train/loss", "val/loss", "val/accuracy")},
+                   best_value=value, best_params={},
+                   best_metrics={k: v for k, v in result.final.items() if k in HEADLINE},
                    parent_run_id=run.id, tracking_uri=tracker.uri, storage=None)

@@ -49,6 +49,7 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
     assert parent.data.tags["data.digest"] and parent.data.tags["versions.tensorflow"]
     assert "best.trial_number" in parent.data.tags
+    assert {"best/value", "best/val/loss", "best/val/accuracy"} <= set(parent.data.metrics)
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"config.yaml", "trials.csv"}
     layers = ["dense_00", "dense_01", "output"]
     for run in children:
@@ -169,12 +170,13 @@ def test_sigterm_leaves_no_running_run(tmp_path, stores):
     import time
 
     args = ["+sweep=smoke", "sweep.name=term", "train.epochs=400", "data.n_samples=2000", *_args(stores)]
+    _runs(stores)  # creates the MLflow schema now: two processes creating it at once collide
     process = subprocess.Popen([sys.executable, "-m", "gradsweep", *args], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and process.poll() is None:
-            _, runs = _runs(stores) if (tmp_path / "m.db").exists() else (None, [])
+            _, runs = _runs(stores)
             if any("mlflow.parentRunId" in r.data.tags for r in runs):
                 break
             time.sleep(1)
@@ -186,6 +188,7 @@ def test_sigterm_leaves_no_running_run(tmp_path, stores):
     assert process.returncode == 130, output[-2000:]
     _, runs = _runs(stores)
     assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}
+    assert [r.data.tags["optuna.state"] for r in runs if "optuna.trial_number" in r.data.tags] == ["FAIL"]
     trials = optuna.load_study(study_name="term", storage=stores["sweep.storage"]).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
 

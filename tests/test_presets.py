@@ -23,10 +23,10 @@ def _run(experiment: str, data_dir, tmp_path):
 @pytest.mark.slow
 def test_seed_vanishing_sits_at_chance_loss(credit_card_dir, tmp_path):
     summary = _run("seed_vanishing", credit_card_dir, tmp_path)
-    assert abs(summary.best_params["train/loss"] - 0.693) < 0.01
+    assert abs(summary.best_metrics["train/loss"] - 0.693) < 0.01
 
 
 @pytest.mark.slow
 def test_seed_vanishing_fixed_learns(credit_card_dir, tmp_path):
     summary = _run("seed_vanishing_fixed", credit_card_dir, tmp_path)
-    assert summary.best_params["val/accuracy"] >= 0.9
+    assert summary.best_metrics["val/accuracy"] >= 0.9
