@@ -209,6 +209,43 @@ class TrackingConfig:
 
 
 @dataclass
+class RegimeConfig:
+    """Thresholds of the regime verdict (see gradsweep.regime for how each is read).
+
+    Attributes:
+        vanish_ratio: the input-side hidden layer's gradient below this fraction of the
+            output-side hidden layer's means gradients vanish with depth.
+        explode_ratio: above this multiple, they grow with depth (explode).
+        zero_frac: a layer with at least this share of exactly-zero gradient entries
+            gets no signal (with saturation or dead units, the reason).
+        saturation: share of unit-example pairs on the flat part that counts as saturated.
+        dead: share of dead units (flat on every probe example) that counts as dead.
+        small_rel_norm: every layer's |gradient| / |weights| below this: uniformly small.
+        large_rel_norm: some layer's |gradient| / |weights| above this: exploding.
+        large_update: a step that moves a layer's weights by more than this multiple of
+            their norm is an exploding update.
+    """
+
+    vanish_ratio: float = 1e-2
+    explode_ratio: float = 1e2
+    zero_frac: float = 0.9
+    saturation: float = 0.9
+    dead: float = 0.5
+    small_rel_norm: float = 1e-3
+    large_rel_norm: float = 1e2
+    large_update: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(0 < self.vanish_ratio < 1, "regime.vanish_ratio", "must be in (0, 1)")
+        _check(self.explode_ratio > 1, "regime.explode_ratio", "must be > 1")
+        for key in ("zero_frac", "saturation", "dead"):
+            _check(0 < getattr(self, key) <= 1, f"regime.{key}", "must be in (0, 1]")
+        _check(0 < self.small_rel_norm < self.large_rel_norm, "regime.small_rel_norm",
+               "must be > 0 and below regime.large_rel_norm")
+        _check(self.large_update > 0, "regime.large_update", "must be > 0")
+
+
+@dataclass
 class ParamSpec:
     """One dimension of a search space.
 
@@ -327,6 +364,7 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
     sweep: Optional[SweepConfig] = None
 
     def __post_init__(self) -> None:
@@ -377,9 +415,9 @@ def to_config(cfg: DictConfig) -> Config:
 
 
 def flatten(config: Config) -> Dict[str, Any]:
-    """Every value that shapes a trial, keyed ``group.key`` (MLflow params)."""
+    """Every value that shapes a trial or its verdict, keyed ``group.key`` (MLflow params)."""
     out: Dict[str, Any] = {}
-    for group in ("data", "model", "optimizer", "train"):
+    for group in ("data", "model", "optimizer", "train", "regime"):
         for key, value in asdict(getattr(config, group)).items():
             out[f"{group}.{key}"] = value
     return out

@@ -10,6 +10,8 @@ each epoch.
 Statistics per recorded layer (Dense kernels, input to output):
 
 - ``norm_mean`` / ``norm_max``: L2 norm of the kernel gradient, epoch mean and max.
+- ``rel_norm``: |kernel gradient| / |kernel|, epoch mean: gradient size relative to
+  the weights, which no optimizer rescales (Adam's normalised steps hide vanishing).
 - ``update_ratio``: |weights after - weights before| / |weights before| of the step
   (what the optimizer actually did, after clipping and Adam's normalisation).
 - ``zero_frac``: share of kernel-gradient entries at or below ``zero_tol`` in magnitude.
@@ -26,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-LAYER_STATS = ("norm_mean", "norm_max", "update_ratio", "zero_frac", "nonfinite")
+LAYER_STATS = ("norm_mean", "norm_max", "rel_norm", "update_ratio", "zero_frac", "nonfinite")
 
 # Where each activation is flat, judged on its pre-activation h: the derivative there
 # is below 1 % of its peak (sigmoid |h| > 4.6, tanh |h| > 2.65) or exactly 0 (ReLU).
@@ -58,8 +60,8 @@ class GradientStats(keras.metrics.Metric):
         self.layers = list(layers)
         self.zero_tol = float(zero_tol)
         n = len(self.layers)
-        # Columns: norm, update_ratio, zero_frac, nonfinite (sums over steps).
-        self.sums = self.add_variable(shape=(n, 4), initializer="zeros", name="sums")
+        # Columns: norm, rel_norm, update_ratio, zero_frac, nonfinite (sums over steps).
+        self.sums = self.add_variable(shape=(n, 5), initializer="zeros", name="sums")
         self.norm_max = self.add_variable(shape=(n,), initializer="zeros", name="norm_max")
         self.global_sum = self.add_variable(shape=(), initializer="zeros", name="global_sum")
         self.global_max = self.add_variable(shape=(), initializer="zeros", name="global_max")
@@ -72,9 +74,10 @@ class GradientStats(keras.metrics.Metric):
         moved = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(a - b)) for a, b in zip(kernels_after, kernels_before)]))
         size = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(b)) for b in kernels_before]))
         ratio = moved / (size + 1e-30)
+        relative = norms / (size + 1e-30)
         zero = tf.stack([tf.reduce_mean(tf.cast(tf.abs(g) <= self.zero_tol, "float32")) for g in kernel_grads])
         nonfinite = tf.stack([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), "float32")) for g in kernel_grads])
-        self.sums.assign_add(tf.stack([norms, ratio, zero, nonfinite], axis=1))
+        self.sums.assign_add(tf.stack([norms, relative, ratio, zero, nonfinite], axis=1))
         self.norm_max.assign(tf.maximum(self.norm_max, norms))
         others = [tf.reduce_sum(tf.square(g)) for g in all_grads]
         global_norm = tf.sqrt(tf.add_n(others))
@@ -89,9 +92,10 @@ class GradientStats(keras.metrics.Metric):
         for i, layer in enumerate(self.layers):
             out[f"grad/{layer}/norm_mean"] = mean[i, 0]
             out[f"grad/{layer}/norm_max"] = tf.identity(self.norm_max[i])
-            out[f"grad/{layer}/update_ratio"] = mean[i, 1]
-            out[f"grad/{layer}/zero_frac"] = mean[i, 2]
-            out[f"grad/{layer}/nonfinite"] = self.sums[i, 3]
+            out[f"grad/{layer}/rel_norm"] = mean[i, 1]
+            out[f"grad/{layer}/update_ratio"] = mean[i, 2]
+            out[f"grad/{layer}/zero_frac"] = mean[i, 3]
+            out[f"grad/{layer}/nonfinite"] = self.sums[i, 4]
         out["grad/global_norm"] = self.global_sum / steps
         # Copies, not the variables: Keras reads logs after evaluate() has reset them.
         out["grad/global_norm_max"] = tf.identity(self.global_max)

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from gradsweep.config import Config, ConfigError
 from gradsweep.data import Dataset, load
+from gradsweep.regime import REGIMES
 from gradsweep.search import open_study, suggest
 from gradsweep.tracking import Run, Tracker
 from gradsweep.trial import derive_seed, objective_value, run_recorded
@@ -39,7 +40,7 @@ class Summary:
     name: str
     trials: int
     pruned: int
-    diverged: int
+    regimes: Dict[str, int]
     best_value: Optional[float]
     best_params: Dict[str, Any]
     best_metrics: Dict[str, float]
@@ -49,7 +50,7 @@ class Summary:
 
     def lines(self) -> list[str]:
         rows = [("sweep", self.name), ("trials (complete + pruned)", f"{self.trials} ({self.pruned} pruned)"),
-                ("diverged", str(self.diverged)),
+                ("regimes", ", ".join(f"{k} {v}" for k, v in self.regimes.items() if v) or "-"),
                 ("best value", "-" if self.best_value is None else f"{self.best_value:.4g}")]
         rows += [(f"  {k}", str(v)) for k, v in self.best_params.items()]
         rows += [(f"  {k}", f"{v:.4f}") for k, v in self.best_metrics.items()]
@@ -174,19 +175,22 @@ class Objective:
             trial.set_user_attr("mlflow_run_id", run.id)
 
         try:
-            result, run = run_recorded(trial_config, self.data, seed, self.tracker,
-                                       _trial_name(trial.number, params), tags, parent=self.parent,
-                                       listeners=[report], on_start=link)
+            recorded = run_recorded(trial_config, self.data, seed, self.tracker,
+                                    _trial_name(trial.number, params), tags, parent=self.parent,
+                                    listeners=[report], on_start=link)
         except BaseException:
             if started:  # Optuna marks the trial FAIL; say so on its run too
                 started[0].set_tags({"optuna.state": "FAIL"})
             raise
+        result, verdict = recorded.result, recorded.verdict
         value = objective_value(result, sweep.objective.metric, self.data)
         trial.set_user_attr("metrics", {k: v for k, v in result.final.items()
                                         if k in HEADLINE and math.isfinite(v)})
         trial.set_user_attr("diverged", result.diverged)
         trial.set_user_attr("stop_reason", result.stop_reason)
-        run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
+        trial.set_user_attr("regime", verdict.regime)
+        trial.set_user_attr("regime.detail", verdict.detail)
+        recorded.run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
         if pruned:
             raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
         return value
@@ -251,7 +255,7 @@ def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracke
         parent.log_artifacts(Path(tmp))
     return Summary(name=study.study_name, trials=len(counted),
                    pruned=sum(t.state == TrialState.PRUNED for t in counted),
-                   diverged=sum(bool(t.user_attrs.get("diverged")) for t in counted),
+                   regimes=_regime_counts(t.user_attrs.get("regime") for t in counted),
                    best_value=best.value if best else None, best_params=best.params if best else {},
                    best_metrics=best.user_attrs.get("metrics", {}) if best else {},
                    parent_run_id=parent.id, tracking_uri=tracker.uri, storage=config.sweep.storage)
@@ -262,10 +266,19 @@ def run_single(config: Config, tags: Optional[Dict[str, str]] = None) -> Summary
     data = load(config.data)
     tracker = Tracker(config.tracking)
     name = f"{config.model.activation} depth={len(config.model.hidden_widths)} {config.optimizer.name}"
-    result, run = run_recorded(config, data, config.train.seed, tracker, name,
-                               {"gradsweep.kind": "single", **run_tags(config, data), **(tags or {})})
-    value = result.final.get("val/loss")
-    return Summary(name="(single run)", trials=1, pruned=0, diverged=int(result.diverged),
-                   best_value=value, best_params={},
+    recorded = run_recorded(config, data, config.train.seed, tracker, name,
+                            {"gradsweep.kind": "single", **run_tags(config, data), **(tags or {})})
+    result, verdict = recorded.result, recorded.verdict
+    log.info("regime: %s%s: %s", verdict.regime, f" ({verdict.detail})" if verdict.detail else "", verdict.summary)
+    return Summary(name="(single run)", trials=1, pruned=0, regimes=_regime_counts([verdict.regime]),
+                   best_value=result.final.get("val/loss"), best_params={},
                    best_metrics={k: v for k, v in result.final.items() if k in HEADLINE},
-                   parent_run_id=run.id, tracking_uri=tracker.uri, storage=None)
+                   parent_run_id=recorded.run.id, tracking_uri=tracker.uri, storage=None)
+
+
+def _regime_counts(regimes) -> Dict[str, int]:
+    counts = {regime: 0 for regime in REGIMES}
+    for regime in regimes:
+        if regime in counts:
+            counts[regime] += 1
+    return counts

@@ -20,6 +20,7 @@ from gradsweep.config import Config
 from gradsweep.data import Dataset
 from gradsweep.gradstats import SaturationProbe, probe_gradient_norms
 from gradsweep.model import build_model, build_optimizer, layer_names
+from gradsweep.theory import backprop_profile, measured_factor
 
 # Called after each epoch with (epoch, metrics); returning True stops training.
 EpochListener = Callable[[int, Dict[str, float]], bool]
@@ -56,9 +57,10 @@ class TrainResult:
 
 
 class _Recorder(keras.callbacks.Callback):
-    def __init__(self, result: TrainResult, probe: SaturationProbe, x_probe, y_probe,
+    def __init__(self, result: TrainResult, probe: SaturationProbe, activation: str, x_probe, y_probe,
                  listeners: Sequence[EpochListener]):
         super().__init__()
+        self.activation = activation
         self.result, self.probe, self.listeners = result, probe, listeners
         self.x_probe, self.y_probe = x_probe, y_probe
 
@@ -66,6 +68,8 @@ class _Recorder(keras.callbacks.Callback):
         norms = probe_gradient_norms(self.model, self.x_probe, self.y_probe)
         self.result.init = {f"grad/{layer}/norm_mean": v for layer, v in norms.items()}
         self.result.init.update(self.probe.measure())
+        self.result.init.update(init_profile(self.model, self.probe.hidden, self.activation,
+                                             self.x_probe, self.y_probe))
 
     def on_train_batch_end(self, batch, logs=None):
         # With steps_per_execution this runs once per execution: NaN stops it there.
@@ -86,6 +90,27 @@ class _Recorder(keras.callbacks.Callback):
         if any(stop) and not self.result.diverged:
             self.result.stop_reason = "stopped"
             self.model.stop_training = True
+
+
+def init_profile(model: keras.Model, hidden: Sequence[str], activation: str, x, y) -> Dict[str, float]:
+    """At initialisation, per hidden layer: the mean per-example squared gradient norm
+    with respect to its pre-activations (``grad/<layer>/preact_sq``), and the per-layer
+    factor by which it grows toward the input (``measured/chi1``), in float64.
+
+    Empty for BatchNorm nets, where the plain MLP recursion does not hold.
+    """
+    if any(layer.name.startswith("bn_") for layer in model.layers):
+        return {}
+    dense = [model.get_layer(name) for name in hidden]
+    output = model.get_layer("output")
+    profile = backprop_profile([np.asarray(d.kernel) for d in dense], [np.asarray(d.bias) for d in dense],
+                               np.asarray(output.kernel), np.asarray(output.bias), activation, x, y)
+    stats = {f"grad/{name}/preact_sq": float(v) for name, v in zip(hidden, profile)}
+    if len(hidden) >= 4:
+        factor = measured_factor(profile, trim=max(1, len(hidden) // 8))
+        if factor is not None:
+            stats["measured/chi1"] = factor
+    return stats
 
 
 def seed_everything(seed: int) -> None:
@@ -122,7 +147,8 @@ def train(config: Config, data: Dataset, seed: int,
     probe = SaturationProbe(model, hidden, config.model.activation, x_probe)
 
     result = TrainResult()
-    callbacks: List[keras.callbacks.Callback] = [_Recorder(result, probe, x_probe, y_probe, listeners)]
+    callbacks: List[keras.callbacks.Callback] = [
+        _Recorder(result, probe, config.model.activation, x_probe, y_probe, listeners)]
     early = None
     if config.train.early_stopping_patience:
         early = keras.callbacks.EarlyStopping(

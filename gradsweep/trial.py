@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -20,6 +20,8 @@ from gradsweep import plots
 from gradsweep.config import Config, flatten
 from gradsweep.data import Dataset
 from gradsweep.model import layer_names
+from gradsweep.regime import Verdict, diagnose
+from gradsweep.theory import Prediction, predict
 from gradsweep.tracking import Run, Tracker
 from gradsweep.training import EpochListener, TrainResult, train
 
@@ -56,8 +58,36 @@ def epoch_table(result: TrainResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_artifacts(config: Config, result: TrainResult, seed: int, folder: Path) -> None:
-    """Writes the trial's CSV, figures and replayable config into ``folder``."""
+@dataclass
+class Recorded:
+    """A finished, recorded training: what it measured, its verdict and its MLflow run."""
+
+    result: TrainResult
+    verdict: Verdict
+    theory: Optional[Prediction]
+    run: Run
+
+
+def theory_for(config: Config) -> Optional[Prediction]:
+    """Mean-field prediction for the hidden layers (the narrowest width), if it applies."""
+    model = config.model
+    return predict(model.activation, model.init, model.init_std, model.bias_init_std,
+                   min(model.hidden_widths), model.batchnorm)
+
+
+def _verdict_tags(verdict: Verdict, theory: Optional[Prediction], result: TrainResult) -> Dict[str, str]:
+    tags = {"regime": verdict.regime, "regime.detail": verdict.detail or "-",
+            "regime.evidence": verdict.summary[:500]}
+    if theory is not None:
+        tags.update({"theory.phase": theory.phase, "theory.chi1": f"{theory.chi1:.4g}"})
+    if "measured/chi1" in result.init:
+        tags["measured.chi1"] = f"{result.init['measured/chi1']:.4g}"
+    return tags
+
+
+def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed: int, folder: Path) -> None:
+    """Writes the trial's CSV, figures, verdict and replayable config into ``folder``."""
+    (folder / "regime.json").write_text(verdict.to_json())
     table = epoch_table(result)
     table.to_csv(folder / "epochs.csv", index=False)
     plots.curves(table[table["epoch"] > 0], folder / "curves.png")
@@ -71,14 +101,11 @@ def write_artifacts(config: Config, result: TrainResult, seed: int, folder: Path
 
 def run_recorded(config: Config, data: Dataset, seed: int, tracker: Tracker, name: str,
                  tags: Dict[str, str], parent: Optional[Run] = None,
-                 listeners: Sequence[EpochListener] = (), on_start=None) -> tuple[TrainResult, Run]:
-    """Trains ``config`` with ``seed`` and records it as one MLflow run.
+                 listeners: Sequence[EpochListener] = (), on_start=None) -> Recorded:
+    """Trains ``config`` with ``seed``, judges its regime and records it as one MLflow run.
 
     Args:
         on_start: called with the new run before training (e.g. to link it to Optuna).
-
-    Returns:
-        The training result and the finished run.
     """
     run = tracker.start_run(name, {**tags, "seed": str(seed), "data.digest": data.digest},
                             parent_id=parent.id if parent else None)
@@ -93,15 +120,20 @@ def run_recorded(config: Config, data: Dataset, seed: int, tracker: Tracker, nam
             return False
 
         result = train(config, data, seed, [log_epoch, *listeners])
-        run.log_metrics(result.init, step=0)
+        theory = theory_for(config)
+        verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
+        step0 = {**result.init, "train_seconds": result.seconds}
+        if theory is not None:
+            step0.update({"theory/chi1": theory.chi1, "theory/sigma_w2": theory.sigma_w2})
+        run.log_metrics(step0, step=0)
         run.set_tags({"stop_reason": result.stop_reason, "diverged": str(result.diverged).lower(),
-                      **({"diverged_epoch": result.diverged_epoch} if result.diverged else {})})
-        run.log_metrics({"train_seconds": result.seconds}, step=0)
+                      **({"diverged_epoch": result.diverged_epoch} if result.diverged else {}),
+                      **_verdict_tags(verdict, theory, result)})
         with tempfile.TemporaryDirectory() as tmp:
-            write_artifacts(config, result, seed, Path(tmp))
+            write_artifacts(config, result, verdict, seed, Path(tmp))
             run.log_artifacts(Path(tmp))
         status = "FINISHED"
-        return result, run
+        return Recorded(result, verdict, theory, run)
     except KeyboardInterrupt:
         status = "KILLED"
         raise

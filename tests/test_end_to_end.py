@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import run_gradsweep
-from gradsweep.search import make_storage
+from gradsweep.regime import REGIMES
 
 SMOKE_EPOCHS = 2
 
@@ -63,7 +63,7 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
         assert run.data.params["data.name"] == "moons" and run.data.params["optimizer.name"] == "adam"
         assert run.data.params["seed"] == str(trials[number].user_attrs["seed"])
         for layer in layers:
-            for stat in ("norm_mean", "norm_max", "update_ratio", "zero_frac", "nonfinite"):
+            for stat in ("norm_mean", "norm_max", "rel_norm", "update_ratio", "zero_frac", "nonfinite"):
                 history = client.get_metric_history(run.info.run_id, f"grad/{layer}/{stat}")
                 steps = sorted(m.step for m in history)
                 assert steps == list(range(1, SMOKE_EPOCHS + 1)) or (
@@ -72,7 +72,10 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
             assert len(client.get_metric_history(run.info.run_id, metric)) == SMOKE_EPOCHS
         assert math.isclose(run.data.metrics["val/loss"], trials[number].value, rel_tol=1e-6)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert artifacts == {"config.yaml", "curves.png", "epochs.csv", "gradient_flow.png"}
+        assert artifacts == {"config.yaml", "curves.png", "epochs.csv", "gradient_flow.png", "regime.json"}
+        assert run.data.tags["regime"] in REGIMES and run.data.tags["regime.evidence"]
+        assert trials[number].user_attrs["regime"] == run.data.tags["regime"]
+        assert "theory/chi1" in run.data.metrics and run.data.tags["theory.phase"]
     assert "open the UI" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
     assert not (tmp / "outputs").exists()
 
@@ -134,6 +137,9 @@ def test_diverging_trials_stay_complete_with_finite_values(tmp_path, stores):
     _, runs = _runs(stores)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert all(r.data.tags["diverged"] == "true" and r.data.tags["stop_reason"] == "diverged" for r in children)
+    assert all(r.data.tags["regime"] == "diverged" for r in children)
+    assert all(t.user_attrs["regime"] == "diverged" for t in trials)
+    assert "regimes                     diverged 2" in done.stdout
 
 
 def test_single_run_without_sweep(tmp_path, stores):
@@ -143,6 +149,7 @@ def test_single_run_without_sweep(tmp_path, stores):
     client, runs = _runs(stores)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["gradsweep.kind"] == "single" and runs[0].data.params["train.seed"] == "0"
+    assert runs[0].data.tags["regime"] in REGIMES and f"regime: {runs[0].data.tags['regime']}" in done.stdout
     table = pd.read_csv(client.download_artifacts(runs[0].info.run_id, "epochs.csv", str(tmp_path)))
     assert list(table["epoch"]) == [0, 1, 2]
     assert list((tmp_path / "sweeps").iterdir())  # Hydra's run folder, not ./outputs

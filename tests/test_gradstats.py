@@ -49,6 +49,7 @@ def test_recorded_norms_equal_gradient_tape(clipnorm):
         assert result.init[f"grad/{name}/norm_mean"] == pytest.approx(norm, rel=1e-4)
         applied = norm if clipnorm is None else min(norm, clipnorm)
         assert epoch[f"grad/{name}/update_ratio"] == pytest.approx(0.1 * applied / np.linalg.norm(w), rel=1e-3)
+        assert epoch[f"grad/{name}/rel_norm"] == pytest.approx(norm / np.linalg.norm(w), rel=1e-4)
         assert epoch[f"grad/{name}/zero_frac"] == pytest.approx(np.mean(np.abs(g) <= 1e-12))
         assert epoch[f"grad/{name}/nonfinite"] == 0
     assert epoch["grad/global_norm"] >= max(np.linalg.norm(g) for g in grads)

@@ -1,0 +1,76 @@
+"""Mean-field theory against its reference values and a numpy simulation."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from gradsweep.theory import (backprop_profile, chi1, critical_sigma_w2, measured_factor, predict,
+                              weight_variance)
+
+
+@pytest.mark.parametrize("activation, sigma_w2, sigma_b2, expected", [
+    ("tanh", 1.0, 0.05, 0.759),
+    ("tanh", 4.0, 0.05, 1.342),
+    ("relu", 3.0, 0.0, 1.5),
+    ("relu", 0.5, 0.3, 0.25),
+    ("linear", 0.7, 0.0, 0.7),
+])
+def test_chi1_reference_values(activation, sigma_w2, sigma_b2, expected):
+    assert chi1(activation, sigma_w2, sigma_b2) == pytest.approx(expected, abs=2e-3)
+
+
+def test_critical_points():
+    assert critical_sigma_w2("tanh", 0.05) == pytest.approx(1.76, abs=0.01)
+    assert critical_sigma_w2("tanh", 0.0) == pytest.approx(1.0, abs=0.02)
+    assert critical_sigma_w2("relu", 0.0) == pytest.approx(2.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("init, std", [("random_normal", 0.3), ("truncated_normal", 0.3), ("random_uniform", 0.3),
+                                       ("glorot_uniform", 0), ("glorot_normal", 0), ("he_normal", 0),
+                                       ("he_uniform", 0), ("lecun_normal", 0)])
+def test_weight_variance_matches_what_keras_draws(init, std):
+    from gradsweep.config import ModelConfig
+    from gradsweep.model import kernel_initializer
+
+    fan = 400
+    cfg = ModelConfig(init=init, init_std=std or 0.05)
+    drawn = np.asarray(kernel_initializer(cfg, seed=0)((fan, fan)))
+    assert drawn.var() * fan == pytest.approx(weight_variance(init, cfg.init_std, fan, fan), rel=0.03)
+
+
+def _simulate(activation, sigma_w2, sigma_b2, width=128, depth=30, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, math.sqrt(sigma_w2 / width), (width, width)) for _ in range(depth)]
+    biases = [rng.normal(0, math.sqrt(sigma_b2), width) for _ in range(depth)]
+    x = rng.normal(0, 1, (256, width))
+    y = rng.integers(0, 2, 256)
+    out = rng.normal(0, math.sqrt(1 / width), (width, 1))
+    return backprop_profile(weights, biases, out, np.zeros(1), activation, x, y)
+
+
+@pytest.mark.parametrize("activation, sigma_w2, sigma_b2", [
+    ("tanh", 1.0, 0.05), ("tanh", 1.76, 0.05), ("tanh", 4.0, 0.05), ("relu", 1.5, 0.0), ("relu", 2.5, 0.0),
+    ("linear", 0.9, 0.0), ("sigmoid", 4.0, 0.05), ("erf", 2.0, 0.05),
+])
+def test_measured_factor_agrees_with_theory(activation, sigma_w2, sigma_b2):
+    factor = measured_factor(_simulate(activation, sigma_w2, sigma_b2), trim=3)
+    assert factor == pytest.approx(chi1(activation, sigma_w2, sigma_b2), rel=0.1)
+
+
+def test_profile_does_not_underflow_at_depth():
+    profile = _simulate("sigmoid", 1.0, 0.0, width=64, depth=64)
+    assert np.all(profile > 0) and profile[0] < 1e-60  # 0.056^63: far below float32's range
+
+
+def test_predict_names_the_phase_and_skips_batchnorm():
+    assert predict("tanh", "random_normal", math.sqrt(1.0 / 128), math.sqrt(0.05), 128).phase == "ordered"
+    assert predict("tanh", "random_normal", math.sqrt(1.76 / 128), math.sqrt(0.05), 128).phase == "critical"
+    assert predict("relu", "random_normal", math.sqrt(4.0 / 128), 0.0, 128).phase == "chaotic"
+    assert predict("relu", "he_normal", 0.05, 0.0, 128).phase == "critical"
+    assert predict("tanh", "glorot_uniform", 0.05, 0.0, 64, batchnorm=True) is None
+    assert predict("tanh", "zeros", 0.05, 0.0, 64) is None
+    assert keras.initializers.get("he_normal") is not None
