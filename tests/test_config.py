@@ -28,7 +28,7 @@ def _options(group: str) -> list[str]:
 REQUIRED = {"csv": ["data.path=x.csv", "data.target=y"]}
 
 
-@pytest.mark.parametrize("group", ["data", "model", "optimizer", "train", "tracking"])
+@pytest.mark.parametrize("group", ["data", "model", "optimizer", "train", "tracking", "regime"])
 def test_every_group_option_composes(group):
     for option in _options(group):
         config = _compose(f"{group}={option}", *REQUIRED.get(option, []))
