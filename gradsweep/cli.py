@@ -1,5 +1,5 @@
-"""Command line: ``gradsweep [hydra overrides]`` (same as ``python -m gradsweep``) and
-``gradsweep rerun RUN_ID``.
+"""Command line: ``gradsweep [hydra overrides]`` (same as ``python -m gradsweep``),
+``gradsweep rerun RUN_ID``, ``gradsweep report NAME`` and ``gradsweep compare A B``.
 
 A thin layer over the library: it composes the config, converts it to dataclasses once,
 and turns expected failures (bad config, data or store) into one line and exit code 2.
@@ -85,4 +85,8 @@ def main() -> None:
         from gradsweep.rerun import main as rerun_main
 
         sys.exit(rerun_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("report", "compare"):
+        from gradsweep.report import main as report_main
+
+        sys.exit(report_main(sys.argv[1:]))
     _hydra_app()

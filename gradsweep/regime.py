@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Sequence
 
 import numpy as np
 
 from gradsweep.config import ModelConfig, RegimeConfig
-from gradsweep.training import TrainResult
+
+if TYPE_CHECKING:  # the report reads verdicts without importing TensorFlow
+    from gradsweep.training import TrainResult
 
 REGIMES = ("vanishing", "exploding", "healthy", "diverged")
 RELU_FAMILY = ("relu", "elu", "selu", "gelu")
@@ -66,7 +68,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
-def diagnose(result: TrainResult, model: ModelConfig, rules: RegimeConfig, layers: Sequence[str]) -> Verdict:
+def diagnose(result: "TrainResult", model: ModelConfig, rules: RegimeConfig, layers: Sequence[str]) -> Verdict:
     """The verdict for one trial from its recorded statistics.
 
     Args:

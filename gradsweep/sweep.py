@@ -20,9 +20,11 @@ from typing import Any, Dict, Optional
 import optuna
 from optuna.trial import TrialState
 
-from gradsweep.config import Config, ConfigError
+from gradsweep.config import Config, ConfigError, flatten
 from gradsweep.data import Dataset, load
 from gradsweep.regime import REGIMES
+from gradsweep.report import build as build_report
+from gradsweep.report import record_study_context
 from gradsweep.search import open_study, suggest
 from gradsweep.tracking import Run, Tracker
 from gradsweep.trial import derive_seed, objective_value, run_recorded
@@ -190,6 +192,11 @@ class Objective:
         trial.set_user_attr("stop_reason", result.stop_reason)
         trial.set_user_attr("regime", verdict.regime)
         trial.set_user_attr("regime.detail", verdict.detail)
+        trial.set_user_attr("regime.evidence", verdict.summary)
+        if recorded.theory is not None:
+            trial.set_user_attr("theory.chi1", recorded.theory.chi1)
+        if "measured/chi1" in result.init:
+            trial.set_user_attr("measured.chi1", result.init["measured/chi1"])
         recorded.run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
         if pruned:
             raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
@@ -212,6 +219,7 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
     data = load(config.data)
     study = open_study(sweep)
     _check_resume(study, _fingerprint(config, data), sweep.storage)
+    record_study_context(study, sweep, {k: v for k, v in flatten(config).items() if k not in sweep.params()})
     tracker = Tracker(config.tracking)
     parent = _parent_run(study, tracker, config, data, config_yaml)
     status = "FAILED"
@@ -233,6 +241,9 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
             finally:
                 bar.close()
         summary = _summarise(study, config, parent, tracker)
+        report = build_report(study, Path("sweeps") / sweep.name / "report")
+        parent.log_artifacts(report.folder, "report")
+        log.info("regime map: %s", report.html)
         status = "FINISHED"
         return summary
     except KeyboardInterrupt:

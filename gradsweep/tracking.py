@@ -104,8 +104,8 @@ class Run:
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(self.id, metrics=items[i:i + _BATCH])
 
-    def log_artifacts(self, folder: Path) -> None:
-        self.client.log_artifacts(self.id, str(folder))
+    def log_artifacts(self, folder: Path, artifact_path: Optional[str] = None) -> None:
+        self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.id, status=status)

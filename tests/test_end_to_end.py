@@ -77,6 +77,8 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
         assert trials[number].user_attrs["regime"] == run.data.tags["regime"]
         assert "theory/chi1" in run.data.metrics and run.data.tags["theory.phase"]
     assert "open the UI" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.html", "report/trials.csv"} <= report and any("map_" in p for p in report)
     assert not (tmp / "outputs").exists()
 
 
@@ -237,3 +239,37 @@ def test_mlflow_ui_serves_the_sweep(smoke):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _check_report(folder):
+    page = (folder / "report.html").read_text()
+    for name in ("report.html", "trials.csv", "parallel_coordinate.png"):
+        assert (folder / name).stat().st_size > 0, name
+    maps = list(folder.glob("map_*.png"))
+    assert maps and all(p.stat().st_size > 0 for p in maps)
+    assert "http://" not in page and "https://" not in page and 'src="//' not in page
+    assert page.count("data:image/png;base64,") >= len(maps) + 1
+    table = pd.read_csv(folder / "trials.csv")
+    assert set(table["regime"]) <= set(REGIMES) and len(table) >= 3
+    assert {"model.activation", "optimizer.learning_rate", "value", "detail"} <= set(table.columns)
+
+
+def test_report_is_written_and_rebuilt_from_the_stores(smoke):
+    import shutil
+
+    tmp, stores, _ = smoke
+    folder = tmp / "sweeps" / "smoke" / "report"
+    _check_report(folder)
+    shutil.rmtree(folder)
+    done = run_gradsweep("report", "smoke", f"sweep.storage={stores['sweep.storage']}",
+                         f"tracking.uri={stores['tracking.uri']}", cwd=tmp)
+    assert done.returncode == 0, done.stdout[-3000:]
+    _check_report(folder)
+    compared = run_gradsweep("compare", "smoke", "smoke", f"sweep.storage={stores['sweep.storage']}", cwd=tmp)
+    assert compared.returncode == 0, compared.stdout[-3000:]
+    assert (tmp / "sweeps" / "compare_smoke_smoke" / "compare.html").stat().st_size > 0
+
+
+def test_report_of_an_unknown_sweep_is_one_clear_line(tmp_path):
+    done = run_gradsweep("report", "nothere", cwd=tmp_path)
+    assert done.returncode != 0 and "sweep.storage: no study file sweeps/nothere/optuna.journal" in done.stdout

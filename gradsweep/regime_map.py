@@ -1,0 +1,233 @@
+"""The regime map of a sweep: a trials table and figures of regimes over the space.
+
+Everything here reads the Optuna study alone (parameters, values, states and the user
+attributes each trial recorded: regime, detail, evidence, theory), so a map can be
+rebuilt for a finished, running or killed sweep.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gradsweep.config import ParamSpec  # noqa: E402
+from gradsweep.regime import REGIMES  # noqa: E402
+from gradsweep.theory import critical_sigma_w2, weight_variance  # noqa: E402
+
+COLOURS = {"vanishing": "#3b6fb6", "exploding": "#d1495b", "healthy": "#2e9e57", "diverged": "#222222"}
+MARKERS = {"COMPLETE": "o", "PRUNED": "x"}
+# One-step changes that can move a trial to healthy: (param, value that is the remedy).
+REMEDIES = [("data.scale", True), ("model.activation", "relu"), ("model.init", "he_normal"),
+            ("model.init", "he_uniform"), ("model.init", "glorot_uniform"), ("model.init", "glorot_normal"),
+            ("optimizer.clipnorm", "set"), ("model.batchnorm", True), ("optimizer.name", "adam")]
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial that finished with a value (complete or pruned)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                       optuna.trial.TrialState.PRUNED)):
+        attrs = t.user_attrs
+        row = {"number": t.number, "state": t.state.name, "value": t.value if t.value is not None else np.nan,
+               **t.params, "regime": attrs.get("regime", "unknown"), "detail": attrs.get("regime.detail", ""),
+               "theory_chi1": attrs.get("theory.chi1", np.nan), "measured_chi1": attrs.get("measured.chi1", np.nan),
+               "evidence": attrs.get("regime.evidence", "")}
+        if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values:
+            row["value"] = t.intermediate_values[max(t.intermediate_values)]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def counts(table: pd.DataFrame) -> Dict[str, int]:
+    return {regime: int((table["regime"] == regime).sum()) if len(table) else 0 for regime in REGIMES}
+
+
+def _axis_values(table: pd.DataFrame, name: str, spec: ParamSpec):
+    """Numeric positions for a dimension; categoricals become 0..k-1 with labels."""
+    if spec.type == "categorical":
+        labels = [str(c) for c in spec.choices or []]
+        codes = [labels.index(str(v)) if str(v) in labels else np.nan for v in table[name]]
+        return pd.Series(codes, index=table.index, dtype=float), labels
+    return table[name].astype(float), None
+
+
+def critical_std(activation: str, init: str, width: int, sigma_b2: float) -> Optional[float]:
+    """The init std at which theory puts the order-to-chaos boundary, for std initializers."""
+    sigma_c = critical_sigma_w2(activation, sigma_b2)
+    unit = weight_variance(init, 1.0, width, width)
+    if sigma_c is None or unit is None or init not in ("random_normal", "truncated_normal", "random_uniform"):
+        return None
+    return math.sqrt(sigma_c / unit)
+
+
+def pair_maps(table: pd.DataFrame, space: Dict[str, ParamSpec], fixed: Dict[str, object], folder: Path) -> List[Path]:
+    """One scatter per pair of swept dimensions, coloured by regime, faceted by the
+    first categorical dimension not on the axes (activation when swept)."""
+    paths: List[Path] = []
+    if table.empty:
+        return paths
+    names = list(space)
+    pairs = list(itertools.combinations(names, 2)) or [(names[0], names[0])]
+    categorical = [n for n in names if space[n].type == "categorical"]
+    for x_name, y_name in pairs:
+        facet = next((n for n in (["model.activation"] + categorical) if n in categorical and n not in (x_name, y_name)),
+                     None)
+        groups = [(None, table)] if facet is None else [(v, table[table[facet] == v]) for v in space[facet].choices]
+        fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 0.6, 3.8), squeeze=False)
+        for ax, (value, part) in zip(axes[0], groups):
+            _scatter(ax, part, x_name, y_name, space)
+            ax.set_title(f"{facet}={value}" if facet else "")
+            _boundary(ax, part, x_name, y_name, space, fixed, value if facet == "model.activation" else None)
+        handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=r) for r, c in COLOURS.items()]
+        handles.append(plt.Line2D([], [], marker="x", ls="", color="grey", label="pruned"))
+        fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
+        path = folder / f"map_{x_name}__{y_name}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _scatter(ax, part: pd.DataFrame, x_name: str, y_name: str, space: Dict[str, ParamSpec]) -> None:
+    x, x_labels = _axis_values(part, x_name, space[x_name])
+    y, y_labels = _axis_values(part, y_name, space[y_name])
+    rng = np.random.default_rng(0)  # jitter categorical axes so equal points stay visible
+    if x_labels:
+        x = x + rng.uniform(-0.15, 0.15, len(x))
+    if y_labels:
+        y = y + rng.uniform(-0.15, 0.15, len(y))
+    for regime, colour in COLOURS.items():
+        for state, marker in MARKERS.items():
+            keep = ((part["regime"] == regime) & (part["state"] == state)).to_numpy()
+            if keep.any():
+                ax.scatter(np.asarray(x)[keep], np.asarray(y)[keep], c=colour, marker=marker, s=36, alpha=0.85)
+    for setter, labels, spec in ((ax.set_xticks, x_labels, space[x_name]), (ax.set_yticks, y_labels, space[y_name])):
+        if labels:
+            setter(range(len(labels)), labels)
+    if space[x_name].log:
+        ax.set_xscale("log")
+    if space[y_name].log:
+        ax.set_yscale("log")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
+    ax.grid(alpha=0.3)
+
+
+def _boundary(ax, part, x_name, y_name, space, fixed, activation) -> None:
+    """Draws theory's critical init std where one axis is model.init_std."""
+    if "model.init_std" not in (x_name, y_name):
+        return
+    activation = activation or fixed.get("model.activation")
+    init = fixed.get("model.init")
+    width = fixed.get("model.width")
+    if not activation or not init or not width:
+        return
+    std = critical_std(str(activation), str(init), int(width), float(fixed.get("model.bias_init_std", 0.0)) ** 2)
+    if std is None:
+        return
+    line = ax.axvline if x_name == "model.init_std" else ax.axhline
+    line(std, color="black", ls="--", lw=1)
+    ax.annotate("theory: chi_1 = 1", xy=(0.02, 0.95), xycoords="axes fraction", fontsize=7)
+
+
+def boundary_in_words(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
+    """For each numeric dimension, where each regime's trials lie along it."""
+    lines = []
+    for name, spec in space.items():
+        if spec.type == "categorical" or table.empty:
+            continue
+        parts = []
+        for regime in REGIMES:
+            values = table.loc[table["regime"] == regime, name].astype(float)
+            if len(values):
+                parts.append(f"{regime} {values.min():.3g}-{values.max():.3g} (median {values.median():.3g})")
+        if parts:
+            lines.append(f"{name}: " + "; ".join(parts))
+    return lines
+
+
+def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
+    """Which one-step changes moved a trial's nearest neighbour to healthy.
+
+    For each unhealthy trial and each remedy it lacks, the nearest trial that has the
+    remedy (distance over the other dimensions, numbers scaled to [0, 1], log where
+    the dimension is log) is looked at; the sentence counts how often it is healthy.
+    """
+    if table.empty:
+        return []
+    scaled = {}
+    for name, spec in space.items():
+        if spec.type == "categorical":
+            scaled[name] = table[name].astype(str)
+        else:
+            v = table[name].astype(float)
+            v = np.log(v) if spec.log else v
+            span = (v.max() - v.min()) or 1.0
+            scaled[name] = (v - v.min()) / span
+    sentences = []
+    for param, value in REMEDIES:
+        if param not in space:
+            continue
+        has = table[param].notna() if value == "set" else table[param].astype(str) == str(value)
+        others = [n for n in space if n != param]
+        sick = table[(table["regime"] != "healthy") & ~has]
+        fixed_count = 0
+        candidates = table.index[has.to_numpy()]
+        if not len(sick) or not len(candidates):
+            continue
+        for i in sick.index:
+            distance = pd.Series(0.0, index=candidates)
+            for n in others:
+                if space[n].type == "categorical":
+                    distance += (scaled[n][candidates] != scaled[n][i]).astype(float)
+                else:
+                    distance += (scaled[n][candidates] - scaled[n][i]).abs()
+            fixed_count += int(table.at[distance.idxmin(), "regime"] == "healthy")
+        label = f"{param}={'set' if value == 'set' else value}"
+        sentences.append(f"{label}: the nearest trial with it is healthy for {fixed_count} of {len(sick)} "
+                         "unhealthy trials without it")
+    return sentences
+
+
+def optuna_figures(study: optuna.Study, folder: Path) -> List[Path]:
+    """Optuna's own parallel-coordinate and parameter-importance plots, as PNG."""
+    import warnings
+
+    from optuna.visualization import matplotlib as ovm
+
+    paths = []
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return paths
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+        for name, plot in (("parallel_coordinate", ovm.plot_parallel_coordinate),
+                           ("param_importances", ovm.plot_param_importances)):
+            try:
+                ax = plot(study)
+            except Exception:  # e.g. importances need variation in the parameters
+                continue
+            fig = np.ravel(ax)[0].get_figure()
+            fig.set_size_inches(9, 4.5)
+            fig.tight_layout()
+            path = folder / f"{name}.png"
+            fig.savefig(path, dpi=90)
+            plt.close(fig)
+            paths.append(path)
+    return paths
+
+
+def fixed_values(flat: Dict[str, object], space: Sequence[str]) -> Dict[str, object]:
+    """The config values every trial shares (for theory lines)."""
+    return {k: v for k, v in flat.items() if k not in space}
