@@ -139,6 +139,19 @@ def diagnose(result: "TrainResult", model: ModelConfig, rules: RegimeConfig, lay
             vanishing.append(("depth_decay", f"layer {hidden[0]} gradient {ratio:.3g} of that of {hidden[-1]} "
                                              f"(median over {len(epochs)} epochs): gradients shrink toward the input"))
 
+    # The same profile at initialisation from per-example gradients with respect to the
+    # pre-activations: no cancellation across examples, so chaotic nets show it too.
+    preact = [result.init.get(f"grad/{layer}/preact_sq", math.nan) for layer in hidden]
+    if len(hidden) >= 2 and all(math.isfinite(v) and v > 0 for v in (preact[0], preact[-1])):
+        ratio = math.sqrt(preact[0] / preact[-1])
+        facts["init_ratio"] = ratio
+        where = (f"at initialisation, the per-example gradient at {hidden[0]}'s pre-activations is {ratio:.3g}x "
+                 f"that at {hidden[-1]}'s")
+        if ratio > rules.explode_ratio:
+            exploding.append(("depth_growth", where))
+        elif ratio < rules.vanish_ratio:
+            vanishing.append(("depth_decay", where))
+
     vanishing += unexplained
 
     # Size relative to the weights: ReLU and linear nets keep a flat depth profile far
