@@ -52,9 +52,16 @@ def counts(table: pd.DataFrame) -> Dict[str, int]:
     return {regime: int((table["regime"] == regime).sum()) if len(table) else 0 for regime in REGIMES}
 
 
+def numeric(spec: ParamSpec) -> bool:
+    """Whether a dimension is a number line (a categorical of numbers counts)."""
+    if spec.type != "categorical":
+        return True
+    return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in spec.choices or [None])
+
+
 def _axis_values(table: pd.DataFrame, name: str, spec: ParamSpec):
-    """Numeric positions for a dimension; categoricals become 0..k-1 with labels."""
-    if spec.type == "categorical":
+    """Numeric positions for a dimension; other categoricals become 0..k-1 with labels."""
+    if not numeric(spec):
         labels = [str(c) for c in spec.choices or []]
         codes = [labels.index(str(v)) if str(v) in labels else np.nan for v in table[name]]
         return pd.Series(codes, index=table.index, dtype=float), labels
@@ -78,7 +85,7 @@ def pair_maps(table: pd.DataFrame, space: Dict[str, ParamSpec], fixed: Dict[str,
         return paths
     names = list(space)
     pairs = list(itertools.combinations(names, 2)) or [(names[0], names[0])]
-    categorical = [n for n in names if space[n].type == "categorical"]
+    categorical = [n for n in names if not numeric(space[n])]
     for x_name, y_name in pairs:
         facet = next((n for n in (["model.activation"] + categorical) if n in categorical and n not in (x_name, y_name)),
                      None)
@@ -99,6 +106,13 @@ def pair_maps(table: pd.DataFrame, space: Dict[str, ParamSpec], fixed: Dict[str,
     return paths
 
 
+def _log_axis(spec: ParamSpec) -> bool:
+    if spec.type != "categorical":
+        return spec.log
+    values = [float(c) for c in spec.choices or []] if numeric(spec) else []
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= 10
+
+
 def _scatter(ax, part: pd.DataFrame, x_name: str, y_name: str, space: Dict[str, ParamSpec]) -> None:
     x, x_labels = _axis_values(part, x_name, space[x_name])
     y, y_labels = _axis_values(part, y_name, space[y_name])
@@ -115,9 +129,9 @@ def _scatter(ax, part: pd.DataFrame, x_name: str, y_name: str, space: Dict[str, 
     for setter, labels, spec in ((ax.set_xticks, x_labels, space[x_name]), (ax.set_yticks, y_labels, space[y_name])):
         if labels:
             setter(range(len(labels)), labels)
-    if space[x_name].log:
+    if _log_axis(space[x_name]):
         ax.set_xscale("log")
-    if space[y_name].log:
+    if _log_axis(space[y_name]):
         ax.set_yscale("log")
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
@@ -145,7 +159,7 @@ def boundary_in_words(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[
     """For each numeric dimension, where each regime's trials lie along it."""
     lines = []
     for name, spec in space.items():
-        if spec.type == "categorical" or table.empty:
+        if not numeric(spec) or table.empty:
             continue
         parts = []
         for regime in REGIMES:
@@ -168,7 +182,7 @@ def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
         return []
     scaled = {}
     for name, spec in space.items():
-        if spec.type == "categorical":
+        if not numeric(spec):
             scaled[name] = table[name].astype(str)
         else:
             v = table[name].astype(float)
@@ -189,7 +203,7 @@ def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
         for i in sick.index:
             distance = pd.Series(0.0, index=candidates)
             for n in others:
-                if space[n].type == "categorical":
+                if not numeric(space[n]):
                     distance += (scaled[n][candidates] != scaled[n][i]).astype(float)
                 else:
                     distance += (scaled[n][candidates] - scaled[n][i]).abs()

@@ -1,0 +1,39 @@
+"""The phase preset reproduces the order-to-chaos transition where theory puts it."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+
+from gradsweep.cli import config_dir
+from gradsweep.config import register, to_config
+from gradsweep.sweep import run_sweep
+
+register()
+
+
+@pytest.mark.slow
+def test_tanh_at_depth_32_goes_vanishing_healthy_exploding_around_1_76(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=[
+            "+sweep=phase", "sweep.space.model.activation.choices=[tanh]", "sweep.space.model.depth.choices=[32]",
+            "sweep.n_trials=7", f"tracking.uri=sqlite:///{tmp_path}/m.db"])
+    config = to_config(cfg)
+    run_sweep(config)
+    study = optuna.load_study(study_name="phase", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "sweeps/phase/optuna.journal"))))
+    trials = sorted(study.get_trials(), key=lambda t: t.params["model.init_std"])
+    sigma_w2 = [t.params["model.init_std"] ** 2 * config.model.width for t in trials]
+    regimes = [t.user_attrs["regime"] for t in trials]
+    assert regimes[0] == "vanishing" and regimes[-1] == "exploding", list(zip(sigma_w2, regimes))
+    order = {"vanishing": 0, "healthy": 1, "exploding": 2}
+    assert [order[r] for r in regimes] == sorted(order[r] for r in regimes)  # monotone in sigma_w^2
+    healthy = [s for s, r in zip(sigma_w2, regimes) if r == "healthy"]
+    assert healthy and abs(math.sqrt(min(healthy) * max(healthy)) - 1.76) <= 0.3
+    for t in trials:  # width 128: the measured factor agrees with chi_1
+        assert t.user_attrs["measured.chi1"] == pytest.approx(t.user_attrs["theory.chi1"], rel=0.15)
+    assert (tmp_path / "sweeps/phase/report/report.html").is_file()
