@@ -153,7 +153,7 @@ def _load(name: str, storage: Optional[str]) -> optuna.Study:
 def main(argv: List[str]) -> int:
     """``gradsweep report NAME`` and ``gradsweep compare A B``."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    command, rest = argv[0], argv[1:]
+    command, rest = (argv[0], argv[1:]) if argv else ("", [])
     names, settings = _parse(rest)
     if command == "report" and len(names) == 1:
         study = _load(names[0], settings.get("sweep.storage"))
@@ -196,5 +196,6 @@ def _compare(names: List[str], settings: Dict[str, str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # python -m gradsweep.report NAME | compare A B
+    args = sys.argv[1:]
+    sys.exit(main(args if args[:1] in (["report"], ["compare"]) else ["report", *args]))
