@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import matplotlib
 
@@ -87,8 +87,8 @@ def pair_maps(table: pd.DataFrame, space: Dict[str, ParamSpec], fixed: Dict[str,
     pairs = list(itertools.combinations(names, 2)) or [(names[0], names[0])]
     categorical = [n for n in names if not numeric(space[n])]
     for x_name, y_name in pairs:
-        facet = next((n for n in (["model.activation"] + categorical) if n in categorical and n not in (x_name, y_name)),
-                     None)
+        facets = [n for n in ["model.activation"] + categorical if n in categorical and n not in (x_name, y_name)]
+        facet = facets[0] if facets else None
         groups = [(None, table)] if facet is None else [(v, table[table[facet] == v]) for v in space[facet].choices]
         fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 0.6, 3.8), squeeze=False)
         for ax, (value, part) in zip(axes[0], groups):
@@ -240,8 +240,3 @@ def optuna_figures(study: optuna.Study, folder: Path) -> List[Path]:
             plt.close(fig)
             paths.append(path)
     return paths
-
-
-def fixed_values(flat: Dict[str, object], space: Sequence[str]) -> Dict[str, object]:
-    """The config values every trial shares (for theory lines)."""
-    return {k: v for k, v in flat.items() if k not in space}

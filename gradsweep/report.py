@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -50,8 +51,6 @@ def _img(path: Path) -> str:
 
 def _space_of(study: optuna.Study) -> Dict[str, ParamSpec]:
     """The search space as recorded on the study (so the report needs no config files)."""
-    import json
-
     raw = study.user_attrs.get("space")
     if raw:
         return {name: ParamSpec(**spec) for name, spec in json.loads(raw).items()}
@@ -117,9 +116,6 @@ def _table(table) -> str:
 
 def record_study_context(study: optuna.Study, sweep: SweepConfig, fixed: Dict[str, object]) -> None:
     """Stores the space and the fixed values on the study, so reports need only the study."""
-    import json
-    from dataclasses import asdict
-
     study.set_user_attr("space", json.dumps({k: asdict(v) for k, v in sweep.params().items()}))
     study.set_user_attr("fixed", {k: v for k, v in fixed.items() if isinstance(v, (str, int, float, bool))})
 

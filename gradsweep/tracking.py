@@ -63,7 +63,8 @@ class Tracker:
             else:
                 self.experiment_id = experiment.experiment_id
         except Exception as err:
-            raise TrackingError(f"tracking.uri: cannot use MLflow store {cfg.uri}: {str(err).splitlines()[0]}") from None
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise TrackingError(f"tracking.uri: cannot use MLflow store {cfg.uri}: {reason}") from None
 
     def start_run(self, name: str, tags: Dict[str, str], parent_id: Optional[str] = None) -> "Run":
         """Creates a RUNNING run, nested under ``parent_id`` when given."""

@@ -67,7 +67,8 @@ def test_csv_codes_categoricals_and_fills_missing(tmp_path):
 
 @pytest.mark.parametrize("content, target, message", [
     ("a,b\n1,0\n2,1\n", "label", "data.target: column 'label'"),
-    ("a,label\n1,0\n2,1\nx,0\n3,1\n4,0\n5,1\n6,0\n7,1\n8,0\n9,1\n10,0\n", "label", "column 'a' is numeric but holds 'x'"),
+    ("a,label\n1,0\n2,1\nx,0\n3,1\n4,0\n5,1\n6,0\n7,1\n8,0\n9,1\n10,0\n", "label",
+     "column 'a' is numeric but holds 'x'"),
     ("a,label\n1,0\n2,1\n3,2\n", "label", "exactly 2 classes"),
 ])
 def test_bad_csv_fails_with_one_clear_message(tmp_path, content, target, message):
