@@ -57,7 +57,7 @@ def run(cfg: DictConfig) -> int:
     _quiet()
     try:
         config = to_config(cfg)
-        text = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+        text = OmegaConf.to_yaml(cfg, resolve=True)  # @hydra.main hands over cfg without its hydra node
         summary = run_sweep(config, text) if config.sweep else run_single(config)
     except (*EXPECTED, TrackingError) as err:
         log.error("%s", err)

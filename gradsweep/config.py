@@ -9,6 +9,7 @@ run in ``__post_init__`` and raise :class:`ConfigError` naming the key.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
@@ -31,6 +32,14 @@ PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "t
 PARAM_TYPES = ("categorical", "int", "float")
 DIRECTIONS = ("minimize", "maximize")
 OBJECTIVE_METRICS = ("val/loss", "val/accuracy", "train/loss", "train/accuracy")
+
+
+JOURNAL = "optuna.journal"
+
+
+def default_storage(name: str) -> str:
+    """Where a sweep's study lives unless ``sweep.storage`` says otherwise."""
+    return f"sweeps/{name}/{JOURNAL}"
 
 
 class ConfigError(ValueError):
@@ -295,6 +304,8 @@ class ParamSpec:
             _check(self.step is None, f"{key}.step", "log scale takes no step")
         _check(self.step is None or self.step > 0, f"{key}.step", "must be > 0")
         if self.type == "int":
+            _check(self.step is None or float(self.step).is_integer(), f"{key}.step",
+                   f"must be a whole number for an int, got {self.step}")
             for bound in ("low", "high"):
                 value = getattr(self, bound)
                 _check(float(value).is_integer(), f"{key}.{bound}", f"must be an integer, got {value}")
@@ -336,7 +347,7 @@ class SweepConfig:
     pruner: str = "none"
     pruner_options: Dict[str, Any] = field(default_factory=dict)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    storage: str = "sweeps/${sweep.name}/optuna.journal"
+    storage: str = "sweeps/${sweep.name}/" + JOURNAL
     # Typed as Any below the key: omegaconf cannot merge command-line entries into a
     # nested dict of dataclasses. __post_init__ builds and checks each ParamSpec.
     space: Dict[str, Dict[str, Any]] = field(default_factory=dict)
@@ -349,6 +360,10 @@ class SweepConfig:
         for group, keys in self.space.items():
             for key, spec in keys.items():
                 keys[key] = ParamSpec.build(spec, f"sweep.space.{group}.{key}")
+
+    def space_json(self) -> str:
+        """The space as canonical JSON (stored with the study and the parent run)."""
+        return json.dumps({k: asdict(v) for k, v in self.params().items()}, sort_keys=True)
 
     def params(self) -> Dict[str, ParamSpec]:
         """The space as ``{"group.key": spec}``, the names Optuna and MLflow use."""
@@ -383,7 +398,6 @@ class Config:
         for name, value in params.items():
             group, key = name.split(".", 1)
             tree[group][key] = value
-        tree["sweep"] = None
         return from_dict(tree)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import List, Tuple
 
@@ -35,7 +36,7 @@ class Dataset:
     y_val: np.ndarray
     features: List[str]
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """A short content hash of all four arrays, to tell data versions apart."""
         h = hashlib.sha256()
@@ -117,8 +118,7 @@ def _user_csv(cfg: DataConfig) -> Tuple[pd.DataFrame, pd.Series]:
         if not pd.api.types.is_numeric_dtype(df[column]) and _numeric_or_junk(df[column]):
             bad = df[column][pd.to_numeric(df[column], errors="coerce").isna() & df[column].notna()]
             raise DataError(f"data.path: {path} column {column!r} is numeric but holds {bad.iloc[0]!r}")
-    df = _fill_mode(df)
-    return df.drop(columns=[cfg.target]), df[cfg.target]
+    return _fill_mode(df.drop(columns=[cfg.target])), df[cfg.target]
 
 
 LOADERS = {"breast_cancer": _breast_cancer, "moons": _moons, "credit_card": _credit_card, "csv": _user_csv}

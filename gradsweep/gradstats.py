@@ -67,10 +67,12 @@ class GradientStats(keras.metrics.Metric):
         self.global_max = self.add_variable(shape=(), initializer="zeros", name="global_max")
         self.steps = self.add_variable(shape=(), initializer="zeros", name="steps")
 
-    def update_state(self, kernel_grads, kernels_before, kernels_after, all_grads):
-        """Adds one step: kernel gradients and kernels around ``optimizer.apply``."""
-        squares = [tf.reduce_sum(tf.square(g)) for g in kernel_grads]
-        norms = tf.sqrt(tf.stack(squares))
+    def update_state(self, all_grads, kernel_index, kernels_before, kernels_after):
+        """Adds one step: all gradients (kernels at ``kernel_index``) and the kernels
+        around ``optimizer.apply``."""
+        squares = [tf.reduce_sum(tf.square(g)) for g in all_grads]
+        kernel_grads = [all_grads[i] for i in kernel_index]
+        norms = tf.sqrt(tf.stack([squares[i] for i in kernel_index]))
         moved = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(a - b)) for a, b in zip(kernels_after, kernels_before)]))
         size = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(b)) for b in kernels_before]))
         ratio = moved / (size + 1e-30)
@@ -79,8 +81,7 @@ class GradientStats(keras.metrics.Metric):
         nonfinite = tf.stack([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), "float32")) for g in kernel_grads])
         self.sums.assign_add(tf.stack([norms, relative, ratio, zero, nonfinite], axis=1))
         self.norm_max.assign(tf.maximum(self.norm_max, norms))
-        others = [tf.reduce_sum(tf.square(g)) for g in all_grads]
-        global_norm = tf.sqrt(tf.add_n(others))
+        global_norm = tf.sqrt(tf.add_n(squares))
         self.global_sum.assign_add(global_norm)
         self.global_max.assign(tf.maximum(self.global_max, global_norm))
         self.steps.assign_add(1.0)
@@ -91,7 +92,7 @@ class GradientStats(keras.metrics.Metric):
         out = {}
         for i, layer in enumerate(self.layers):
             out[f"grad/{layer}/norm_mean"] = mean[i, 0]
-            out[f"grad/{layer}/norm_max"] = tf.identity(self.norm_max[i])
+            out[f"grad/{layer}/norm_max"] = self.norm_max[i]
             out[f"grad/{layer}/rel_norm"] = mean[i, 1]
             out[f"grad/{layer}/update_ratio"] = mean[i, 2]
             out[f"grad/{layer}/zero_frac"] = mean[i, 3]
@@ -137,8 +138,7 @@ class InstrumentedModel(keras.Model):
         kernels = self._kernels()
         before = [tf.identity(k.value) for k in kernels]
         self.optimizer.apply(grads, variables)
-        kernel_grads = [grads[i] for i in self._kernel_index]
-        self.grad_stats.update_state(kernel_grads, before, [k.value for k in kernels], grads)
+        self.grad_stats.update_state(grads, self._kernel_index, before, [k.value for k in kernels])
         return self._track(x, y, y_pred, loss)
 
     def test_step(self, data):
@@ -185,7 +185,8 @@ class SaturationProbe:
         if activation not in _FLAT:
             raise ValueError(f"no saturation rule for activation {activation!r}")
         names = {layer.name for layer in model.layers}
-        taps = [f"bn_{n[-2:]}" if f"bn_{n[-2:]}" in names else n for n in hidden]
+        # BatchNorm sits between Dense i and its activation: read h after it.
+        taps = [n.replace("dense_", "bn_", 1) if n.replace("dense_", "bn_", 1) in names else n for n in hidden]
         self.hidden = list(hidden)
         self._flat = _FLAT[activation]
         self._probe = keras.Model(model.input, [model.get_layer(t).output for t in taps])

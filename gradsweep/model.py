@@ -29,9 +29,10 @@ def layer_names(cfg: ModelConfig) -> List[str]:
 
 def kernel_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
     """The configured initializer, with ``init_std`` applied where it has a meaning."""
-    if cfg.init in ("random_normal", "truncated_normal"):
-        cls = keras.initializers.get(cfg.init).__class__
-        return cls(mean=0.0, stddev=cfg.init_std, seed=seed)
+    if cfg.init == "random_normal":
+        return keras.initializers.RandomNormal(mean=0.0, stddev=cfg.init_std, seed=seed)
+    if cfg.init == "truncated_normal":
+        return keras.initializers.TruncatedNormal(mean=0.0, stddev=cfg.init_std, seed=seed)
     if cfg.init == "random_uniform":
         limit = cfg.init_std * math.sqrt(3.0)  # a uniform on [-a, a] has std a / sqrt(3)
         return keras.initializers.RandomUniform(-limit, limit, seed=seed)

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gradsweep.config import ParamSpec  # noqa: E402
+from gradsweep.config import STD_INITIALIZERS, ParamSpec  # noqa: E402
 from gradsweep.regime import REGIMES  # noqa: E402
 from gradsweep.theory import critical_sigma_w2, weight_variance  # noqa: E402
 
@@ -42,14 +42,18 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                **t.params, "regime": attrs.get("regime", "unknown"), "detail": attrs.get("regime.detail", ""),
                "theory_chi1": attrs.get("theory.chi1", np.nan), "measured_chi1": attrs.get("measured.chi1", np.nan),
                "evidence": attrs.get("regime.evidence", "")}
-        if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values:
-            row["value"] = t.intermediate_values[max(t.intermediate_values)]
         rows.append(row)
-    return pd.DataFrame(rows)
+    # object columns keep None (e.g. clipnorm off) as a value of its own, not NaN
+    return pd.DataFrame(rows, dtype=object).infer_objects() if rows else pd.DataFrame(rows)
 
 
 def counts(table: pd.DataFrame) -> Dict[str, int]:
     return {regime: int((table["regime"] == regime).sum()) if len(table) else 0 for regime in REGIMES}
+
+
+def _label(value: object) -> str:
+    """How a categorical value is named on an axis (None and NaN both read "None")."""
+    return "None" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def numeric(spec: ParamSpec) -> bool:
@@ -62,19 +66,19 @@ def numeric(spec: ParamSpec) -> bool:
 def _axis_values(table: pd.DataFrame, name: str, spec: ParamSpec):
     """Numeric positions for a dimension; other categoricals become 0..k-1 with labels."""
     if not numeric(spec):
-        labels = [str(c) for c in spec.choices or []]
-        codes = [labels.index(str(v)) if str(v) in labels else np.nan for v in table[name]]
+        labels = [_label(c) for c in spec.choices or []]
+        codes = [labels.index(_label(v)) if _label(v) in labels else np.nan for v in table[name]]
         return pd.Series(codes, index=table.index, dtype=float), labels
     return table[name].astype(float), None
 
 
 def critical_std(activation: str, init: str, width: int, sigma_b2: float) -> Optional[float]:
     """The init std at which theory puts the order-to-chaos boundary, for std initializers."""
+    if init not in STD_INITIALIZERS:
+        return None
     sigma_c = critical_sigma_w2(activation, sigma_b2)
     unit = weight_variance(init, 1.0, width, width)
-    if sigma_c is None or unit is None or init not in ("random_normal", "truncated_normal", "random_uniform"):
-        return None
-    return math.sqrt(sigma_c / unit)
+    return None if sigma_c is None or unit is None else math.sqrt(sigma_c / unit)
 
 
 def pair_maps(table: pd.DataFrame, space: Dict[str, ParamSpec], fixed: Dict[str, object], folder: Path) -> List[Path]:
@@ -89,7 +93,8 @@ def pair_maps(table: pd.DataFrame, space: Dict[str, ParamSpec], fixed: Dict[str,
     for x_name, y_name in pairs:
         facets = [n for n in ["model.activation"] + categorical if n in categorical and n not in (x_name, y_name)]
         facet = facets[0] if facets else None
-        groups = [(None, table)] if facet is None else [(v, table[table[facet] == v]) for v in space[facet].choices]
+        groups = [(None, table)] if facet is None else [
+            (v, table[table[facet].map(_label) == _label(v)]) for v in space[facet].choices]
         fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 0.6, 3.8), squeeze=False)
         for ax, (value, part) in zip(axes[0], groups):
             _scatter(ax, part, x_name, y_name, space)
@@ -183,7 +188,7 @@ def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
     scaled = {}
     for name, spec in space.items():
         if not numeric(spec):
-            scaled[name] = table[name].astype(str)
+            scaled[name] = table[name].map(_label)
         else:
             v = table[name].astype(float)
             v = np.log(v) if spec.log else v
@@ -193,14 +198,17 @@ def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
     for param, value in REMEDIES:
         if param not in space:
             continue
-        has = table[param].notna() if value == "set" else table[param].astype(str) == str(value)
+        labels = table[param].map(_label)
+        has = labels != "None" if value == "set" else labels == str(value)
         others = [n for n in space if n != param]
         sick = table[(table["regime"] != "healthy") & ~has]
         fixed_count = 0
         candidates = table.index[has.to_numpy()]
         if not len(sick) or not len(candidates):
             continue
-        for i in sick.index:
+        if not others:  # the remedy is the only dimension: all its trials are equally near
+            fixed_count = round(len(sick) * float((table.loc[candidates, "regime"] == "healthy").mean()))
+        for i in sick.index if others else []:
             distance = pd.Series(0.0, index=candidates)
             for n in others:
                 if not numeric(space[n]):

@@ -17,14 +17,14 @@ import html
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import optuna
 
 from gradsweep import regime_map
-from gradsweep.config import ParamSpec, SweepConfig
+from gradsweep.config import ParamSpec, SweepConfig, default_storage
 
 log = logging.getLogger("gradsweep.report")
 
@@ -116,7 +116,7 @@ def _table(table) -> str:
 
 def record_study_context(study: optuna.Study, sweep: SweepConfig, fixed: Dict[str, object]) -> None:
     """Stores the space and the fixed values on the study, so reports need only the study."""
-    study.set_user_attr("space", json.dumps({k: asdict(v) for k, v in sweep.params().items()}))
+    study.set_user_attr("space", sweep.space_json())
     study.set_user_attr("fixed", {k: v for k, v in fixed.items() if isinstance(v, (str, int, float, bool))})
 
 
@@ -125,9 +125,8 @@ def _parse(argv: List[str]) -> tuple[list[str], Dict[str, str]]:
     for arg in argv:
         if "=" in arg:
             key, value = arg.split("=", 1)
-            if key not in ("sweep.storage", "tracking.uri", "tracking.experiment"):
-                raise SystemExit(f"gradsweep report: {key}: only sweep.storage, tracking.uri and "
-                                 "tracking.experiment can be set here")
+            if key not in ("sweep.storage", "tracking.uri"):
+                raise SystemExit(f"gradsweep report: {key}: only sweep.storage and tracking.uri can be set here")
             settings[key] = value
         else:
             names.append(arg)
@@ -137,7 +136,7 @@ def _parse(argv: List[str]) -> tuple[list[str], Dict[str, str]]:
 def _load(name: str, storage: Optional[str]) -> optuna.Study:
     from gradsweep.search import make_storage
 
-    url = storage or f"sweeps/{name}/optuna.journal"
+    url = storage or default_storage(name)
     if "://" not in url and not Path(url).is_file():
         raise SystemExit(f"gradsweep report: sweep.storage: no study file {url}")
     try:

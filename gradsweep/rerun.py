@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from gradsweep.config import TrackingConfig, from_dict
+from gradsweep.config import ConfigError, TrackingConfig, from_dict
+from gradsweep.data import DataError
 
 log = logging.getLogger("gradsweep.rerun")
 
@@ -32,9 +33,10 @@ def compare(before: pd.DataFrame, after: pd.DataFrame) -> float:
     if len(before) != len(after):
         return float("inf")
     a, b = before[columns].to_numpy(float), after[columns].to_numpy(float)
-    same_nan = np.isnan(a) & np.isnan(b)
-    diff = np.where(same_nan, 0.0, np.abs(a - b))
-    return float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0.0
+    same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities and NaN count as equal
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(a - b))
+    return float(np.max(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0.0
 
 
 def main(argv: list[str]) -> int:
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from gradsweep.sweep import run_single
-    from gradsweep.tracking import Tracker
+    from gradsweep.tracking import Tracker, TrackingError
 
     tracking = TrackingConfig(uri=args.tracking_uri, experiment=args.experiment)
     client = Tracker(tracking).client
@@ -57,8 +59,12 @@ def main(argv: list[str]) -> int:
         except Exception as err:
             log.error("run %s: cannot read its config.yaml and epochs.csv: %s", args.run_id, str(err).splitlines()[0])
             return 2
-        config = from_dict({**recorded, "tracking": vars(tracking)})
-        summary = run_single(config, tags={"gradsweep.rerun_of": args.run_id})
+        try:
+            config = from_dict({**recorded, "tracking": vars(tracking)})
+            summary = run_single(config, tags={"gradsweep.rerun_of": args.run_id})
+        except (ConfigError, DataError, TrackingError) as err:
+            log.error("%s", err)
+            return 2
         fresh = Path(tmp) / "rerun"
         fresh.mkdir()
         after = pd.read_csv(_download(client, summary.parent_run_id, "epochs.csv", str(fresh)))

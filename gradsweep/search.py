@@ -37,8 +37,8 @@ def grid(space: Dict[str, ParamSpec]) -> Dict[str, list]:
         elif spec.step is None:
             raise ConfigError(f"sweep.space.{name}.step: the grid sampler needs a step for floats")
         else:
-            count = int(round((spec.high - spec.low) / spec.step)) + 1
-            values[name] = [float(v) for v in np.linspace(spec.low, spec.high, count)]
+            count = int(np.floor((spec.high - spec.low) / spec.step + 1e-9)) + 1
+            values[name] = [float(spec.low + spec.step * i) for i in range(count)]
     return values
 
 

@@ -22,12 +22,11 @@ from optuna.trial import TrialState
 
 from gradsweep.config import Config, ConfigError, flatten
 from gradsweep.data import Dataset, load
-from gradsweep.regime import REGIMES
 from gradsweep.report import build as build_report
 from gradsweep.report import record_study_context
 from gradsweep.search import open_study, suggest
 from gradsweep.tracking import Run, Tracker
-from gradsweep.trial import derive_seed, objective_value, run_recorded
+from gradsweep.trial import Recorded, derive_seed, objective_value, run_recorded
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +98,8 @@ def run_tags(config: Config, data: Dataset) -> Dict[str, str]:
 def _fingerprint(config: Config, data: Dataset) -> str:
     """What a study's trials depend on besides their parameters."""
     fixed = {k: v for k, v in asdict(config).items() if k in ("data", "model", "optimizer", "train")}
-    space = {name: asdict(spec) for name, spec in config.sweep.params().items()}
-    text = json.dumps({"space": space, "fixed": fixed, "data": data.digest}, sort_keys=True, default=str)
+    text = json.dumps({"space": config.sweep.space_json(), "fixed": fixed, "data": data.digest,
+                       "objective": asdict(config.sweep.objective)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -111,29 +110,32 @@ def _check_resume(study: optuna.Study, fingerprint: str, storage: str) -> None:
     elif recorded != fingerprint:
         raise ConfigError(
             f"sweep.name: study {study.study_name!r} in {storage} was run with a different search space, "
-            "config or data; choose a new sweep.name or another sweep.storage")
+            "objective, config or data; choose a new sweep.name or another sweep.storage")
 
 
-def _parent_run(study: optuna.Study, tracker: Tracker, config: Config, data: Dataset, config_yaml: str) -> Run:
-    """The study's MLflow parent run, created on the first start and resumed after."""
+def _parent_run(study: optuna.Study, tracker: Tracker, config: Config, data: Dataset) -> tuple[Run, bool]:
+    """The study's MLflow parent run, created on the first start and resumed after;
+    True when it is new (and still needs :func:`_describe_parent`)."""
     run_id = study.user_attrs.get("mlflow_parent_run_id")
     parent = tracker.resume_run(run_id) if run_id else None
     if parent is not None:
-        return parent
+        return parent, False
     sweep = config.sweep
-    parent = tracker.start_run(sweep.name, {"optuna.study": sweep.name, "gradsweep.kind": "sweep",
-                                            **run_tags(config, data)})
+    return tracker.start_run(sweep.name, {"optuna.study": sweep.name, "gradsweep.kind": "sweep",
+                                          **run_tags(config, data)}), True
+
+
+def _describe_parent(parent: Run, study: optuna.Study, config: Config, config_yaml: str) -> None:
+    sweep = config.sweep
     parent.log_params({"sweep.name": sweep.name, "sweep.n_trials": sweep.n_trials,
                        "sweep.sampler": sweep.sampler, "sweep.pruner": sweep.pruner,
                        "sweep.objective.metric": sweep.objective.metric,
                        "sweep.objective.direction": sweep.objective.direction,
-                       "sweep.storage": sweep.storage, "sweep.space": json.dumps(
-                           {k: asdict(v) for k, v in sweep.params().items()})})
+                       "sweep.storage": sweep.storage, "sweep.space": sweep.space_json()})
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.yaml").write_text(config_yaml)
         parent.log_artifacts(Path(tmp))
     study.set_user_attr("mlflow_parent_run_id", parent.id)
-    return parent
 
 
 def _trial_name(number: int, params: Dict[str, Any]) -> str:
@@ -147,8 +149,16 @@ class Objective:
     """The Optuna objective: one recorded training per trial."""
 
     def __init__(self, config: Config, data: Dataset, tracker: Tracker, parent: Run):
-        self.config, self.data, self.tracker, self.parent = config, data, tracker, parent
+        self.config, self.tracker, self.parent = config, tracker, parent
         self.space = config.sweep.params()
+        # Trials that sweep data.* keys get their own data; equal settings share one copy.
+        self._data = {_data_key(config): data}
+
+    def _data_for(self, config: Config) -> Dataset:
+        key = _data_key(config)
+        if key not in self._data:
+            self._data[key] = load(config.data)
+        return self._data[key]
 
     def __call__(self, trial: optuna.Trial) -> float:
         sweep = self.config.sweep
@@ -177,30 +187,38 @@ class Objective:
             trial.set_user_attr("mlflow_run_id", run.id)
 
         try:
-            recorded = run_recorded(trial_config, self.data, seed, self.tracker,
+            data = self._data_for(trial_config)
+            recorded = run_recorded(trial_config, data, seed, self.tracker,
                                     _trial_name(trial.number, params), tags, parent=self.parent,
                                     listeners=[report], on_start=link)
+            value = objective_value(recorded.result, sweep.objective.metric, data)
+            _record_on_trial(trial, recorded)
+            recorded.run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
         except BaseException:
             if started:  # Optuna marks the trial FAIL; say so on its run too
                 started[0].set_tags({"optuna.state": "FAIL"})
             raise
-        result, verdict = recorded.result, recorded.verdict
-        value = objective_value(result, sweep.objective.metric, self.data)
-        trial.set_user_attr("metrics", {k: v for k, v in result.final.items()
-                                        if k in HEADLINE and math.isfinite(v)})
-        trial.set_user_attr("diverged", result.diverged)
-        trial.set_user_attr("stop_reason", result.stop_reason)
-        trial.set_user_attr("regime", verdict.regime)
-        trial.set_user_attr("regime.detail", verdict.detail)
-        trial.set_user_attr("regime.evidence", verdict.summary)
-        if recorded.theory is not None:
-            trial.set_user_attr("theory.chi1", recorded.theory.chi1)
-        if "measured/chi1" in result.init:
-            trial.set_user_attr("measured.chi1", result.init["measured/chi1"])
-        recorded.run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
         if pruned:
             raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
         return value
+
+
+def _data_key(config: Config) -> str:
+    return json.dumps(asdict(config.data), sort_keys=True)
+
+
+def _record_on_trial(trial: optuna.Trial, recorded: Recorded) -> None:
+    """What the map and report read back from the study alone."""
+    result, verdict = recorded.result, recorded.verdict
+    attrs = {"metrics": {k: v for k, v in result.final.items() if k in HEADLINE and math.isfinite(v)},
+             "diverged": result.diverged, "stop_reason": result.stop_reason, "regime": verdict.regime,
+             "regime.detail": verdict.detail, "regime.evidence": verdict.summary}
+    if recorded.theory is not None:
+        attrs["theory.chi1"] = recorded.theory.chi1
+    if "measured/chi1" in result.init:
+        attrs["measured.chi1"] = result.init["measured/chi1"]
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
 
 
 def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -221,9 +239,11 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
     _check_resume(study, _fingerprint(config, data), sweep.storage)
     record_study_context(study, sweep, {k: v for k, v in flatten(config).items() if k not in sweep.params()})
     tracker = Tracker(config.tracking)
-    parent = _parent_run(study, tracker, config, data, config_yaml)
+    parent, new = _parent_run(study, tracker, config, data)
     status = "FAILED"
     try:
+        if new:
+            _describe_parent(parent, study, config, config_yaml)
         done = len(_counted(study))
         if done >= sweep.n_trials:
             log.info("study %s already has %d counted trials; nothing to run", sweep.name, done)
@@ -240,10 +260,10 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
                                callbacks=[advance, stop], gc_after_trial=False)
             finally:
                 bar.close()
-        summary = _summarise(study, config, parent, tracker)
         report = build_report(study, Path("sweeps") / sweep.name / "report")
         parent.log_artifacts(report.folder, "report")
         log.info("regime map: %s", report.html)
+        summary = _summarise(study, config, parent, tracker, report.counts)
         status = "FINISHED"
         return summary
     except KeyboardInterrupt:
@@ -253,7 +273,8 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
         parent.finish(status)
 
 
-def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracker) -> Summary:
+def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracker,
+               regimes: Dict[str, int]) -> Summary:
     counted = _counted(study)
     complete = [t for t in counted if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
@@ -261,12 +282,8 @@ def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracke
         parent.set_tags({"best.trial_number": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
         best_metrics = {f"best/{k}": v for k, v in best.user_attrs.get("metrics", {}).items()}
         parent.log_metrics({"best/value": best.value, **best_metrics}, step=len(counted))
-    with tempfile.TemporaryDirectory() as tmp:
-        study.trials_dataframe().to_csv(Path(tmp) / "trials.csv", index=False)
-        parent.log_artifacts(Path(tmp))
     return Summary(name=study.study_name, trials=len(counted),
-                   pruned=sum(t.state == TrialState.PRUNED for t in counted),
-                   regimes=_regime_counts(t.user_attrs.get("regime") for t in counted),
+                   pruned=sum(t.state == TrialState.PRUNED for t in counted), regimes=regimes,
                    best_value=best.value if best else None, best_params=best.params if best else {},
                    best_metrics=best.user_attrs.get("metrics", {}) if best else {},
                    parent_run_id=parent.id, tracking_uri=tracker.uri, storage=config.sweep.storage)
@@ -281,15 +298,7 @@ def run_single(config: Config, tags: Optional[Dict[str, str]] = None) -> Summary
                             {"gradsweep.kind": "single", **run_tags(config, data), **(tags or {})})
     result, verdict = recorded.result, recorded.verdict
     log.info("regime: %s%s: %s", verdict.regime, f" ({verdict.detail})" if verdict.detail else "", verdict.summary)
-    return Summary(name="(single run)", trials=1, pruned=0, regimes=_regime_counts([verdict.regime]),
+    return Summary(name="(single run)", trials=1, pruned=0, regimes={verdict.regime: 1},
                    best_value=result.final.get("val/loss"), best_params={},
                    best_metrics={k: v for k, v in result.final.items() if k in HEADLINE},
                    parent_run_id=recorded.run.id, tracking_uri=tracker.uri, storage=None)
-
-
-def _regime_counts(regimes) -> Dict[str, int]:
-    counts = {regime: 0 for regime in REGIMES}
-    for regime in regimes:
-        if regime in counts:
-            counts[regime] += 1
-    return counts

@@ -119,7 +119,7 @@ def seed_everything(seed: int) -> None:
 
 
 def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: Optional[int]) -> tf.data.Dataset:
-    ds = tf.data.Dataset.from_tensor_slices((x, y.reshape(-1, 1))).cache()
+    ds = tf.data.Dataset.from_tensor_slices((x, y.reshape(-1, 1)))
     if seed is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -161,8 +161,9 @@ def train(config: Config, data: Dataset, seed: int,
     result.seconds = time.perf_counter() - start
 
     result.final = dict(result.epochs[-1]) if result.epochs else {}
-    if early is not None and early.stopped_epoch > 0 and not result.diverged:
-        result.stop_reason = "early_stopping"
-        best = int(np.nanargmin([e.get("val/loss", np.inf) for e in result.epochs]))
-        result.final = dict(result.epochs[best])
+    if early is not None and early.best_weights is not None and not result.diverged:
+        # Keras restores the best epoch's weights at the end, stopped early or not.
+        result.final = dict(result.epochs[early.best_epoch])
+        if early.stopped_epoch > 0:
+            result.stop_reason = "early_stopping"
     return result

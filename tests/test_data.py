@@ -83,3 +83,10 @@ def test_missing_files_are_named(tmp_path):
         load(DataConfig(name="csv", path=str(tmp_path / "nope.csv"), target="y"))
     with pytest.raises(DataError, match="data.dir: file not found: .*Credit_card.csv"):
         load(DataConfig(name="credit_card", dir=str(tmp_path)))
+
+
+def test_missing_labels_are_refused_not_filled(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,label\n1,0\n2,1\n3,\n4,1\n5,0\n")
+    with pytest.raises(DataError, match="label has missing values"):
+        load(DataConfig(name="csv", path=str(path), target="label"))

@@ -273,3 +273,28 @@ def test_report_is_written_and_rebuilt_from_the_stores(smoke):
 def test_report_of_an_unknown_sweep_is_one_clear_line(tmp_path):
     done = run_gradsweep("report", "nothere", cwd=tmp_path)
     assert done.returncode != 0 and "sweep.storage: no study file sweeps/nothere/optuna.journal" in done.stdout
+
+
+def test_swept_data_keys_reach_each_trial_and_objective_changes_are_refused(tmp_path, monkeypatch, stores):
+    from hydra import compose, initialize_config_dir
+
+    from gradsweep.cli import config_dir
+    from gradsweep.config import ConfigError, register, to_config
+    from gradsweep.sweep import run_sweep
+
+    register()
+    monkeypatch.chdir(tmp_path)
+    overrides = ["+sweep=smoke", "sweep.name=scaled", "sweep.sampler=grid", "sweep.sampler_options={}",
+                 "sweep.n_trials=2", "~sweep.space.optimizer", "sweep.space.model.activation.choices=[tanh]",
+                 "+sweep.space.data.scale={type:categorical,choices:[false,true]}", "train.epochs=1",
+                 *_args(stores)]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        config = to_config(compose("config", overrides=overrides))
+        maximise = to_config(compose("config", overrides=overrides + ["sweep.objective.direction=maximize"]))
+    run_sweep(config)
+    _, runs = _runs(stores)
+    trials = [r for r in runs if "optuna.trial_number" in r.data.tags]
+    assert sorted(r.data.params["data.scale"] for r in trials) == ["False", "True"]
+    assert len({r.data.tags["data.digest"] for r in trials}) == 2  # each trial trained on its own data
+    with pytest.raises(ConfigError, match="different search space, objective"):
+        run_sweep(maximise)

@@ -91,3 +91,13 @@ def test_saturation_probe_sees_a_saturated_sigmoid_layer():
     assert result.epochs[0]["grad/dense_00/zero_frac"] > 0.5
     healthy = train(_config(), base, seed=0)
     assert healthy.init["act/dense_00/saturation"] < 0.2
+
+
+def test_objective_uses_the_restored_best_epoch():
+    config = Config(data=DATA, model=ModelConfig(activation="tanh", depth=2, width=8),
+                    optimizer=OptimizerConfig(name="sgd", learning_rate=2.0),
+                    train=TrainConfig(epochs=6, batch_size=16, early_stopping_patience=50))
+    result = train(config, load(config.data), seed=0)
+    losses = [e["val/loss"] for e in result.epochs]
+    assert result.stop_reason == "completed" and len(losses) == 6
+    assert result.final["val/loss"] == min(losses)  # Keras restored the best weights at the end
