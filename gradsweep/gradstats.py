@@ -86,21 +86,22 @@ class GradientStats(keras.metrics.Metric):
         self.global_max.assign(tf.maximum(self.global_max, global_norm))
         self.steps.assign_add(1.0)
 
-    def result(self) -> Dict[str, tf.Tensor]:
-        steps = tf.maximum(self.steps, 1.0)
-        mean = self.sums / steps
-        out = {}
+    def result(self) -> Dict[str, float]:
+        """The epoch so far, keyed as logged; read eagerly, once per epoch."""
+        sums, steps = np.asarray(self.sums, dtype=float), max(float(self.steps), 1.0)
+        norm_max = np.asarray(self.norm_max, dtype=float)
+        mean = sums / steps
+        out: Dict[str, float] = {}
         for i, layer in enumerate(self.layers):
             out[f"grad/{layer}/norm_mean"] = mean[i, 0]
-            out[f"grad/{layer}/norm_max"] = self.norm_max[i]
+            out[f"grad/{layer}/norm_max"] = norm_max[i]
             out[f"grad/{layer}/rel_norm"] = mean[i, 1]
             out[f"grad/{layer}/update_ratio"] = mean[i, 2]
             out[f"grad/{layer}/zero_frac"] = mean[i, 3]
-            out[f"grad/{layer}/nonfinite"] = self.sums[i, 4]
-        out["grad/global_norm"] = self.global_sum / steps
-        # Copies, not the variables: Keras reads logs after evaluate() has reset them.
-        out["grad/global_norm_max"] = tf.identity(self.global_max)
-        return out
+            out[f"grad/{layer}/nonfinite"] = sums[i, 4]
+        out["grad/global_norm"] = float(self.global_sum) / steps
+        out["grad/global_norm_max"] = float(self.global_max)
+        return {k: float(v) for k, v in out.items()}
 
 
 class InstrumentedModel(keras.Model):
@@ -108,6 +109,11 @@ class InstrumentedModel(keras.Model):
 
     Build it like any functional model, ``InstrumentedModel(inputs=..., outputs=...)``;
     every Dense layer's kernel is recorded. Compile it with a loss.
+
+    ``grad_stats`` is deliberately not among ``metrics``: steps return only loss and
+    accuracy (nothing per layer crosses into Python during an execution), and
+    ``evaluate()`` inside ``fit`` does not reset it. The caller resets it at each epoch's
+    start and reads ``grad_stats.result()`` at its end.
     """
 
     def __init__(self, *args, zero_tol: float = 1e-12, **kwargs):
@@ -122,7 +128,7 @@ class InstrumentedModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.accuracy_tracker, self.grad_stats]
+        return [self.loss_tracker, self.accuracy_tracker]
 
     def _kernels(self) -> List[keras.Variable]:
         variables = self.trainable_variables
@@ -145,15 +151,12 @@ class InstrumentedModel(keras.Model):
         x, y = data[0], data[1]
         y_pred = self(x, training=False)
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
-        logs = self._track(x, y, y_pred, loss)
-        return {"loss": logs["loss"], "accuracy": logs["accuracy"]}
+        return self._track(x, y, y_pred, loss)
 
     def _track(self, x, y, y_pred, loss):
         self.loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
         self.accuracy_tracker.update_state(y, y_pred)
-        logs = {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
-        logs.update(self.grad_stats.result())
-        return logs
+        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
 
 def probe_gradient_norms(model: InstrumentedModel, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:

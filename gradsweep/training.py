@@ -71,14 +71,17 @@ class _Recorder(keras.callbacks.Callback):
         self.result.init.update(init_profile(self.model, self.probe.hidden, self.activation,
                                              self.x_probe, self.y_probe))
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.grad_stats.reset_state()
+
     def on_train_batch_end(self, batch, logs=None):
         # With steps_per_execution this runs once per execution: NaN stops it there.
         if logs and not math.isfinite(float(logs.get("loss", 0.0))):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        metrics = {_RENAME.get(k, k): float(v) for k, v in (logs or {}).items()
-                   if k in _RENAME or k.startswith("grad/")}
+        metrics = {_RENAME[k]: float(v) for k, v in (logs or {}).items() if k in _RENAME}
+        metrics.update(self.model.grad_stats.result())
         metrics.update(self.probe.measure())
         self.result.epochs.append(metrics)
         number = epoch + 1
