@@ -46,19 +46,32 @@ _FLAT = {
 class GradientStats(keras.metrics.Metric):
     """Epoch accumulators of per-layer gradient statistics.
 
+    A step's statistics come from a handful of fused ops over all gradients flattened
+    into one vector (segment sums per variable), not a dozen ops per layer: on small
+    models the per-op overhead, not the arithmetic, is the cost.
+
     Args:
         layers: names of the recorded layers, input to output.
+        variable_sizes: number of entries of every trainable variable, in order.
+        kernel_index: position of each recorded layer's kernel among the variables.
         zero_tol: a gradient entry at or below this magnitude counts as zero.
     """
 
-    def __init__(self, layers: Sequence[str], zero_tol: float = 1e-12, name: str = "grad_stats"):
+    def __init__(self, layers: Sequence[str], variable_sizes: Sequence[int], kernel_index: Sequence[int],
+                 zero_tol: float = 1e-12, name: str = "grad_stats"):
         super().__init__(name=name)
-        if not layers:
-            raise ValueError("GradientStats needs at least one layer")
+        if not layers or len(layers) != len(kernel_index):
+            raise ValueError("GradientStats needs one kernel index per recorded layer")
         if zero_tol < 0:
             raise ValueError(f"zero_tol must be >= 0, got {zero_tol}")
         self.layers = list(layers)
         self.zero_tol = float(zero_tol)
+        self._n_vars = len(variable_sizes)
+        self._var_ids = tf.constant(np.repeat(np.arange(self._n_vars), variable_sizes), dtype=tf.int32)
+        self._var_sizes = tf.constant(variable_sizes, dtype=tf.float32)
+        self._kernel_index = tf.constant(kernel_index, dtype=tf.int32)
+        kernel_sizes = [variable_sizes[i] for i in kernel_index]
+        self._kernel_ids = tf.constant(np.repeat(np.arange(len(kernel_index)), kernel_sizes), dtype=tf.int32)
         n = len(self.layers)
         # Columns: norm, rel_norm, update_ratio, zero_frac, nonfinite (sums over steps).
         self.sums = self.add_variable(shape=(n, 5), initializer="zeros", name="sums")
@@ -67,21 +80,27 @@ class GradientStats(keras.metrics.Metric):
         self.global_max = self.add_variable(shape=(), initializer="zeros", name="global_max")
         self.steps = self.add_variable(shape=(), initializer="zeros", name="steps")
 
-    def update_state(self, all_grads, kernel_index, kernels_before, kernels_after):
-        """Adds one step: all gradients (kernels at ``kernel_index``) and the kernels
-        around ``optimizer.apply``."""
-        squares = [tf.reduce_sum(tf.square(g)) for g in all_grads]
-        kernel_grads = [all_grads[i] for i in kernel_index]
-        norms = tf.sqrt(tf.stack([squares[i] for i in kernel_index]))
-        moved = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(a - b)) for a, b in zip(kernels_after, kernels_before)]))
-        size = tf.sqrt(tf.stack([tf.reduce_sum(tf.square(b)) for b in kernels_before]))
-        ratio = moved / (size + 1e-30)
-        relative = norms / (size + 1e-30)
-        zero = tf.stack([tf.reduce_mean(tf.cast(tf.abs(g) <= self.zero_tol, "float32")) for g in kernel_grads])
-        nonfinite = tf.stack([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), "float32")) for g in kernel_grads])
-        self.sums.assign_add(tf.stack([norms, relative, ratio, zero, nonfinite], axis=1))
+    def update_state(self, grads, kernels_before, kernels_after):
+        """Adds one step.
+
+        Args:
+            grads: every trainable variable's gradient, flattened and concatenated.
+            kernels_before: the recorded kernels before ``optimizer.apply``, flattened.
+            kernels_after: the same after it.
+        """
+        per_var = tf.math.unsorted_segment_sum(
+            tf.stack([tf.square(grads), tf.cast(tf.abs(grads) <= self.zero_tol, grads.dtype),
+                      tf.cast(~tf.math.is_finite(grads), grads.dtype)], axis=1), self._var_ids, self._n_vars)
+        kernel = tf.gather(per_var, self._kernel_index)  # [layers, 3]
+        norms = tf.sqrt(kernel[:, 0])
+        zero = kernel[:, 1] / tf.gather(self._var_sizes, self._kernel_index)
+        weights = tf.math.unsorted_segment_sum(
+            tf.stack([tf.square(kernels_after - kernels_before), tf.square(kernels_before)], axis=1),
+            self._kernel_ids, len(self.layers))
+        size = tf.sqrt(weights[:, 1]) + 1e-30
+        self.sums.assign_add(tf.stack([norms, norms / size, tf.sqrt(weights[:, 0]) / size, zero, kernel[:, 2]], axis=1))
         self.norm_max.assign(tf.maximum(self.norm_max, norms))
-        global_norm = tf.sqrt(tf.add_n(squares))
+        global_norm = tf.sqrt(tf.reduce_sum(per_var[:, 0]))
         self.global_sum.assign_add(global_norm)
         self.global_max.assign(tf.maximum(self.global_max, global_norm))
         self.steps.assign_add(1.0)
@@ -124,7 +143,8 @@ class InstrumentedModel(keras.Model):
         self._kernel_index = [position[id(layer.kernel)] for layer in dense]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy")
-        self.grad_stats = GradientStats(self.stat_layers, zero_tol=zero_tol)
+        sizes = [int(np.prod(v.shape)) for v in self.trainable_variables]
+        self.grad_stats = GradientStats(self.stat_layers, sizes, self._kernel_index, zero_tol=zero_tol)
 
     @property
     def metrics(self):
@@ -142,9 +162,9 @@ class InstrumentedModel(keras.Model):
         variables = self.trainable_variables
         grads = tape.gradient(loss, variables)
         kernels = self._kernels()
-        before = [tf.identity(k.value) for k in kernels]
+        before = _flat(kernels)  # a copy, read before the update
         self.optimizer.apply(grads, variables)
-        self.grad_stats.update_state(grads, self._kernel_index, before, [k.value for k in kernels])
+        self.grad_stats.update_state(_flat(grads), before, _flat(kernels))
         return self._track(x, y, y_pred, loss)
 
     def test_step(self, data):
@@ -157,6 +177,10 @@ class InstrumentedModel(keras.Model):
         self.loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
         self.accuracy_tracker.update_state(y, y_pred)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+
+
+def _flat(tensors) -> tf.Tensor:
+    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
 
 
 def probe_gradient_norms(model: InstrumentedModel, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:

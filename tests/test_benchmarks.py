@@ -1,0 +1,21 @@
+"""The benchmark suite runs and prints its table (tiny sizes; the numbers live in the README)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_benchmark_prints_its_ratios(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--epochs", "3", "--repeats", "1",
+                           "--data-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("result"))
+    rows = lines[header + 1:header + 3]
+    assert [r.split()[0] for r in rows] == ["1", "2"]
+    for row in rows:
+        ratio = float(row.split()[-3])
+        assert 0 < ratio < 100
