@@ -73,7 +73,8 @@ def _steady_epoch(model: keras.Model, data: Dataset, epochs: int) -> float:
     steps = int(np.ceil(len(data.x_train) / 32))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"], steps_per_execution=steps)
     timer = _EpochTimer()
-    model.fit(_pipeline(data.x_train, data.y_train, 32, 0), validation_data=_pipeline(data.x_val, data.y_val, 1024, None),
+    model.fit(_pipeline(data.x_train, data.y_train, 32, 0),
+              validation_data=_pipeline(data.x_val, data.y_val, 1024, None),
               epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
     return statistics.median(timer.times[1:])  # the first epoch traces
 

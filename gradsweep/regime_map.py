@@ -26,6 +26,8 @@ from gradsweep.theory import critical_sigma_w2, weight_variance  # noqa: E402
 
 COLOURS = {"vanishing": "#3b6fb6", "exploding": "#d1495b", "healthy": "#2e9e57", "diverged": "#222222"}
 MARKERS = {"COMPLETE": "o", "PRUNED": "x"}
+# Key statistics of the verdict, as trials.csv columns (see gradsweep.regime).
+FACTS = ("depth_ratio", "init_ratio", "max_rel_norm")
 # One-step changes that can move a trial to healthy: (param, value that is the remedy).
 REMEDIES = [("data.scale", True), ("model.activation", "relu"), ("model.init", "he_normal"),
             ("model.init", "he_uniform"), ("model.init", "glorot_uniform"), ("model.init", "glorot_normal"),
@@ -41,6 +43,8 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
         row = {"number": t.number, "state": t.state.name, "value": t.value if t.value is not None else np.nan,
                **t.params, "regime": attrs.get("regime", "unknown"), "detail": attrs.get("regime.detail", ""),
                "theory_chi1": attrs.get("theory.chi1", np.nan), "measured_chi1": attrs.get("measured.chi1", np.nan),
+               **{k: attrs.get("regime.facts", {}).get(k, np.nan) for k in FACTS},
+               **{k: attrs.get("metrics", {}).get(k, np.nan) for k in ("val/loss", "val/accuracy")},
                "evidence": attrs.get("regime.evidence", "")}
         rows.append(row)
     # object columns keep None (e.g. clipnorm off) as a value of its own, not NaN

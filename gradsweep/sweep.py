@@ -212,7 +212,8 @@ def _record_on_trial(trial: optuna.Trial, recorded: Recorded) -> None:
     result, verdict = recorded.result, recorded.verdict
     attrs = {"metrics": {k: v for k, v in result.final.items() if k in HEADLINE and math.isfinite(v)},
              "diverged": result.diverged, "stop_reason": result.stop_reason, "regime": verdict.regime,
-             "regime.detail": verdict.detail, "regime.evidence": verdict.summary}
+             "regime.detail": verdict.detail, "regime.evidence": verdict.summary,
+             "regime.facts": {k: v for k, v in verdict.facts.items() if math.isfinite(v)}}
     if recorded.theory is not None:
         attrs["theory.chi1"] = recorded.theory.chi1
     if "measured/chi1" in result.init:

@@ -50,7 +50,7 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
     assert parent.data.tags["data.digest"] and parent.data.tags["versions.tensorflow"]
     assert "best.trial_number" in parent.data.tags
     assert {"best/value", "best/val/loss", "best/val/accuracy"} <= set(parent.data.metrics)
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"config.yaml", "trials.csv"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"config.yaml", "report"}
     layers = ["dense_00", "dense_01", "output"]
     for run in children:
         assert run.info.status == "FINISHED"
@@ -251,7 +251,9 @@ def _check_report(folder):
     assert page.count("data:image/png;base64,") >= len(maps) + 1
     table = pd.read_csv(folder / "trials.csv")
     assert set(table["regime"]) <= set(REGIMES) and len(table) >= 3
-    assert {"model.activation", "optimizer.learning_rate", "value", "detail"} <= set(table.columns)
+    assert {"model.activation", "optimizer.learning_rate", "value", "detail", "max_rel_norm", "val/accuracy"} <= set(
+        table.columns)
+    assert table["max_rel_norm"].notna().all()
 
 
 def test_report_is_written_and_rebuilt_from_the_stores(smoke):
