@@ -48,6 +48,7 @@ class Summary:
     parent_run_id: str
     tracking_uri: str
     storage: Optional[str]
+    report: Optional[str] = None
 
     def lines(self) -> list[str]:
         rows = [("sweep", self.name), ("trials (complete + pruned)", f"{self.trials} ({self.pruned} pruned)"),
@@ -58,6 +59,8 @@ class Summary:
         rows += [("MLflow run", self.parent_run_id), ("MLflow store", self.tracking_uri)]
         if self.storage:
             rows.append(("Optuna storage", self.storage))
+        if self.report:
+            rows.append(("regime map", self.report))
         ui = (f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1"
               if not self.tracking_uri.startswith("http") else f"open {self.tracking_uri}")
         rows.append(("open the UI", ui))
@@ -263,8 +266,8 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
                 bar.close()
         report = build_report(study, Path("sweeps") / sweep.name / "report")
         parent.log_artifacts(report.folder, "report")
-        log.info("regime map: %s", report.html)
         summary = _summarise(study, config, parent, tracker, report.counts)
+        summary.report = str(report.html)
         status = "FINISHED"
         return summary
     except KeyboardInterrupt:

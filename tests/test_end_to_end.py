@@ -77,6 +77,7 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
         assert trials[number].user_attrs["regime"] == run.data.tags["regime"]
         assert "theory/chi1" in run.data.metrics and run.data.tags["theory.phase"]
     assert "open the UI" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
+    assert "regime map                  sweeps/smoke/report/report.html" in done.stdout
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/trials.csv"} <= report and any("map_" in p for p in report)
     assert not (tmp / "outputs").exists()
