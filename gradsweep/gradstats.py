@@ -28,8 +28,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-LAYER_STATS = ("norm_mean", "norm_max", "rel_norm", "update_ratio", "zero_frac", "nonfinite")
-
 # Where each activation is flat, judged on its pre-activation h: the derivative there
 # is below 1 % of its peak (sigmoid |h| > 4.6, tanh |h| > 2.65) or exactly 0 (ReLU).
 _FLAT = {
@@ -68,9 +66,9 @@ class GradientStats(keras.metrics.Metric):
         self.zero_tol = float(zero_tol)
         self._n_vars = len(variable_sizes)
         self._var_ids = tf.constant(np.repeat(np.arange(self._n_vars), variable_sizes), dtype=tf.int32)
-        self._var_sizes = tf.constant(variable_sizes, dtype=tf.float32)
         self._kernel_index = tf.constant(kernel_index, dtype=tf.int32)
         kernel_sizes = [variable_sizes[i] for i in kernel_index]
+        self._kernel_sizes = tf.constant(kernel_sizes, dtype=tf.float32)
         self._kernel_ids = tf.constant(np.repeat(np.arange(len(kernel_index)), kernel_sizes), dtype=tf.int32)
         n = len(self.layers)
         # Columns: norm, rel_norm, update_ratio, zero_frac, nonfinite (sums over steps).
@@ -93,7 +91,7 @@ class GradientStats(keras.metrics.Metric):
                       tf.cast(~tf.math.is_finite(grads), grads.dtype)], axis=1), self._var_ids, self._n_vars)
         kernel = tf.gather(per_var, self._kernel_index)  # [layers, 3]
         norms = tf.sqrt(kernel[:, 0])
-        zero = kernel[:, 1] / tf.gather(self._var_sizes, self._kernel_index)
+        zero = kernel[:, 1] / self._kernel_sizes
         weights = tf.math.unsorted_segment_sum(
             tf.stack([tf.square(kernels_after - kernels_before), tf.square(kernels_before)], axis=1),
             self._kernel_ids, len(self.layers))
@@ -215,6 +213,7 @@ class SaturationProbe:
         # BatchNorm sits between Dense i and its activation: read h after it.
         taps = [n.replace("dense_", "bn_", 1) if n.replace("dense_", "bn_", 1) in names else n for n in hidden]
         self.hidden = list(hidden)
+        self.activation = activation
         self._flat = _FLAT[activation]
         self._probe = keras.Model(model.input, [model.get_layer(t).output for t in taps])
         self._x = x

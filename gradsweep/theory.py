@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -53,8 +54,6 @@ ACTIVATIONS: Dict[str, tuple[Callable, Callable]] = {
              lambda h: _SELU_L * np.where(h > 0, 1.0, _SELU_A * np.exp(np.minimum(h, 0)))),
     "gelu": (_gelu, _gelu_grad),
 }
-# Where the mean-field recursion above is the textbook result (no BatchNorm).
-THEORY_ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "erf", "elu", "selu", "gelu")
 
 
 def weight_variance(init: str, init_std: float, fan_in: int, fan_out: int) -> Optional[float]:
@@ -108,6 +107,7 @@ def chi1(activation: str, sigma_w2: float, sigma_b2: float) -> float:
     return sigma_w2 * float(np.dot(_W, dphi(math.sqrt(q) * _Z) ** 2))
 
 
+@lru_cache(maxsize=None)  # pure; a report asks for the same boundary once per panel
 def critical_sigma_w2(activation: str, sigma_b2: float, low: float = 0.05, high: float = 50.0) -> Optional[float]:
     """The sigma_w^2 at which chi_1 = 1 (the order-to-chaos boundary), by bisection."""
     f = lambda s: chi1(activation, s, sigma_b2) - 1.0  # noqa: E731
@@ -132,7 +132,7 @@ class Prediction:
 def predict(activation: str, init: str, init_std: float, bias_init_std: float, width: int,
             batchnorm: bool = False, tolerance: float = 0.05) -> Optional[Prediction]:
     """Theory for hidden layers of ``width`` units; None where it does not apply."""
-    if batchnorm or activation not in THEORY_ACTIVATIONS:
+    if batchnorm or activation not in ACTIVATIONS:  # BatchNorm breaks the plain recursion
         return None
     sigma_w2 = weight_variance(init, init_std, width, width)
     if sigma_w2 is None:

@@ -57,10 +57,9 @@ class TrainResult:
 
 
 class _Recorder(keras.callbacks.Callback):
-    def __init__(self, result: TrainResult, probe: SaturationProbe, activation: str, x_probe, y_probe,
+    def __init__(self, result: TrainResult, probe: SaturationProbe, x_probe, y_probe,
                  listeners: Sequence[EpochListener]):
         super().__init__()
-        self.activation = activation
         self.result, self.probe, self.listeners = result, probe, listeners
         self.x_probe, self.y_probe = x_probe, y_probe
 
@@ -68,7 +67,7 @@ class _Recorder(keras.callbacks.Callback):
         norms = probe_gradient_norms(self.model, self.x_probe, self.y_probe)
         self.result.init = {f"grad/{layer}/norm_mean": v for layer, v in norms.items()}
         self.result.init.update(self.probe.measure())
-        self.result.init.update(init_profile(self.model, self.probe.hidden, self.activation,
+        self.result.init.update(init_profile(self.model, self.probe.hidden, self.probe.activation,
                                              self.x_probe, self.y_probe))
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -150,8 +149,7 @@ def train(config: Config, data: Dataset, seed: int,
     probe = SaturationProbe(model, hidden, config.model.activation, x_probe)
 
     result = TrainResult()
-    callbacks: List[keras.callbacks.Callback] = [
-        _Recorder(result, probe, config.model.activation, x_probe, y_probe, listeners)]
+    callbacks: List[keras.callbacks.Callback] = [_Recorder(result, probe, x_probe, y_probe, listeners)]
     early = None
     if config.train.early_stopping_patience:
         early = keras.callbacks.EarlyStopping(
