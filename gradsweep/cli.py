@@ -44,24 +44,33 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _quiet() -> None:
+def quiet_libraries() -> None:
+    """Keeps the libraries' INFO chatter out of the sweep's log."""
     for name in ("alembic", "mlflow.store", "mlflow.tracking", "absl"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run(cfg: DictConfig) -> int:
     """Runs the composed config: a sweep when ``sweep`` is set, else one run."""
-    from gradsweep.sweep import run_sweep, run_single
+    from gradsweep.coordination import StorageUnavailable
+    from gradsweep.device import configure, threads_for
+    from gradsweep.sweep import run_single, run_sweep
     from gradsweep.tracking import TrackingError
+    from gradsweep.worker import WorkersFailed
 
-    _quiet()
+    quiet_libraries()
     try:
         config = to_config(cfg)
         text = OmegaConf.to_yaml(cfg, resolve=True)  # @hydra.main hands over cfg without its hydra node
+        used = configure(config.device, threads_for(config.threads, config.sweep.n_workers if config.sweep else 1))
+        log.debug("TensorFlow on %s", used)
         summary = run_sweep(config, text) if config.sweep else run_single(config)
     except (*EXPECTED, TrackingError) as err:
         log.error("%s", err)
         return 2
+    except (StorageUnavailable, WorkersFailed) as err:
+        log.error("%s", err)
+        return 1
     except KeyboardInterrupt:
         log.error("interrupted: the running trial was marked failed and its MLflow run KILLED")
         return 130

@@ -10,6 +10,7 @@ run in ``__post_init__`` and raise :class:`ConfigError` naming the key.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
@@ -28,6 +29,7 @@ STD_INITIALIZERS = ("random_normal", "truncated_normal", "random_uniform")
 DATASETS = ("breast_cancer", "credit_card", "moons", "csv")
 OVERSAMPLE = ("none", "train", "before_split")
 SAMPLERS = ("random", "grid", "qmc", "tpe", "cmaes", "gp")
+DEVICES = ("auto", "cpu", "gpu")
 PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "threshold")
 PARAM_TYPES = ("categorical", "int", "float")
 DIRECTIONS = ("minimize", "maximize")
@@ -44,6 +46,11 @@ def default_storage(name: str) -> str:
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key."""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages, logs and recorded params."""
+    return re.sub(r"://([^:/@]+):[^/]*@", r"://\1:***@", url)
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -338,6 +345,10 @@ class SweepConfig:
         storage: an Optuna storage URL (``sqlite:///...``, ``postgresql+psycopg2://...``)
             or the path of a journal file.
         space: ``{group: {key: ParamSpec}}``; the Optuna parameter is ``group.key``.
+        n_workers: worker processes on this machine, all on the one study.
+        heartbeat: seconds between a running trial's heartbeats in an RDB storage; a
+            trial silent for three of them is stale (its worker died) and runs again.
+        max_retry: how often a dead worker's trial is run again before it stays failed.
     """
 
     name: str = "sweep"
@@ -351,10 +362,16 @@ class SweepConfig:
     # Typed as Any below the key: omegaconf cannot merge command-line entries into a
     # nested dict of dataclasses. __post_init__ builds and checks each ParamSpec.
     space: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    n_workers: int = 1
+    heartbeat: int = 10
+    max_retry: int = 3
 
     def __post_init__(self) -> None:
         _check(bool(self.name) and "/" not in self.name, "sweep.name", "must be a non-empty name without '/'")
         _check(self.n_trials >= 1, "sweep.n_trials", f"must be >= 1, got {self.n_trials}")
+        _check(self.n_workers >= 1, "sweep.n_workers", f"must be >= 1, got {self.n_workers}")
+        _check(self.heartbeat >= 1, "sweep.heartbeat", f"must be >= 1 second, got {self.heartbeat}")
+        _check(self.max_retry >= 0, "sweep.max_retry", f"must be >= 0, got {self.max_retry}")
         _one_of(self.sampler, SAMPLERS, "sweep.sampler")
         _one_of(self.pruner, PRUNERS, "sweep.pruner")
         for group, keys in self.space.items():
@@ -381,8 +398,15 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     sweep: Optional[SweepConfig] = None
+    # Where TensorFlow runs: ``auto`` takes a GPU when it sees one; several workers
+    # share it with memory growth on.
+    device: str = "auto"
+    # TensorFlow threads per process; 0 = this machine's cores / sweep.n_workers.
+    threads: int = 0
 
     def __post_init__(self) -> None:
+        _one_of(self.device, DEVICES, "device")
+        _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
         if self.sweep is None:
             return
         for name in self.sweep.params():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Dict
 
 import numpy as np
 import optuna
 
-from gradsweep.config import ConfigError, ParamSpec, SweepConfig
+from gradsweep.config import ConfigError, ParamSpec, SweepConfig, redact
 
 
 def suggest(trial: optuna.Trial, space: Dict[str, ParamSpec]) -> Dict[str, Any]:
@@ -77,11 +78,18 @@ def make_pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
         raise ConfigError(f"sweep.pruner_options: {err}") from None
 
 
-def make_storage(url: str):
+def make_storage(url: str, heartbeat: int = 10):
     """An Optuna storage: an RDB URL (``sqlite:///``, ``postgresql+psycopg2://``) or a
-    journal file path (the default, safe for several local workers)."""
+    journal file path (the default, safe for several local workers).
+
+    An RDB storage beats a heartbeat every ``heartbeat`` seconds per running trial, so
+    the trials of a worker that died on another machine are found stale; its
+    connections are checked before use, so workers carry on after a database restart.
+    """
     if "://" in url:
-        return optuna.storages.RDBStorage(url)
+        engine = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                          grace_period=3 * heartbeat)
     path = Path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
@@ -93,10 +101,25 @@ def open_study(sweep: SweepConfig) -> optuna.Study:
     Raises:
         ConfigError: the storage cannot be opened (names ``sweep.storage``).
     """
-    try:
-        storage = make_storage(sweep.storage)
-    except Exception as err:
-        raise ConfigError(f"sweep.storage: cannot open {sweep.storage}: {str(err).splitlines()[0]}") from None
-    return optuna.create_study(study_name=sweep.name, storage=storage, sampler=make_sampler(sweep),
-                               pruner=make_pruner(sweep), direction=sweep.objective.direction,
-                               load_if_exists=True)
+    sampler, pruner = make_sampler(sweep), make_pruner(sweep)
+    for attempt in range(3):
+        try:
+            storage = make_storage(sweep.storage, sweep.heartbeat)
+            return optuna.create_study(study_name=sweep.name, storage=storage, sampler=sampler, pruner=pruner,
+                                       direction=sweep.objective.direction, load_if_exists=True)
+        except ConfigError:
+            raise
+        except Exception as err:
+            # Processes that start together on a fresh database race to create its
+            # schema; the losers find it made on a second look.
+            if attempt == 2 or "://" not in sweep.storage or _unreachable(err):
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise ConfigError(f"sweep.storage: cannot open {redact(sweep.storage)}: {reason}") from None
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _unreachable(err: Exception) -> bool:
+    text = str(err).lower()
+    return any(s in text for s in ("could not connect", "connection refused", "could not translate",
+                                   "password authentication", "does not exist", "unable to open"))

@@ -20,17 +20,19 @@ from typing import Any, Dict, Optional
 import optuna
 from optuna.trial import TrialState
 
-from gradsweep.config import Config, ConfigError, flatten
+from gradsweep.config import Config, ConfigError, flatten, redact
+from gradsweep.coordination import Recovery, SweepLock, owner, patient
 from gradsweep.data import Dataset, load
+from gradsweep.device import configure, threads_for
 from gradsweep.report import build as build_report
 from gradsweep.report import record_study_context
 from gradsweep.search import open_study, suggest
 from gradsweep.tracking import Run, Tracker
 from gradsweep.trial import Recorded, derive_seed, objective_value, run_recorded
+from gradsweep.worker import COUNTED, counts, run_pool, run_trials
 
 log = logging.getLogger(__name__)
 
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 HEADLINE = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 
 
@@ -49,16 +51,24 @@ class Summary:
     tracking_uri: str
     storage: Optional[str]
     report: Optional[str] = None
+    n_trials: Optional[int] = None
+    failed: int = 0
 
     def lines(self) -> list[str]:
-        rows = [("sweep", self.name), ("trials (complete + pruned)", f"{self.trials} ({self.pruned} pruned)"),
-                ("regimes", ", ".join(f"{k} {v}" for k, v in self.regimes.items() if v) or "-"),
-                ("best value", "-" if self.best_value is None else f"{self.best_value:.4g}")]
+        counted = f"{self.trials} ({self.pruned} pruned)"
+        if self.n_trials is not None and self.trials > self.n_trials:
+            counted += f"; {self.trials - self.n_trials} over sweep.n_trials, started by racing machines"
+        rows = [("sweep", self.name), ("trials (complete + pruned)", counted)]
+        if self.failed:
+            rows.append(("failed attempts", f"{self.failed} (lost or interrupted trials run again are counted once)"))
+        rows += [
+            ("regimes", ", ".join(f"{k} {v}" for k, v in self.regimes.items() if v) or "-"),
+            ("best value", "-" if self.best_value is None else f"{self.best_value:.4g}")]
         rows += [(f"  {k}", str(v)) for k, v in self.best_params.items()]
         rows += [(f"  {k}", f"{v:.4f}") for k, v in self.best_metrics.items()]
-        rows += [("MLflow run", self.parent_run_id), ("MLflow store", self.tracking_uri)]
+        rows += [("MLflow run", self.parent_run_id), ("MLflow store", redact(self.tracking_uri))]
         if self.storage:
-            rows.append(("Optuna storage", self.storage))
+            rows.append(("Optuna storage", redact(self.storage)))
         if self.report:
             rows.append(("regime map", self.report))
         ui = (f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1"
@@ -112,7 +122,7 @@ def _check_resume(study: optuna.Study, fingerprint: str, storage: str) -> None:
         study.set_user_attr("fingerprint", fingerprint)
     elif recorded != fingerprint:
         raise ConfigError(
-            f"sweep.name: study {study.study_name!r} in {storage} was run with a different search space, "
+            f"sweep.name: study {study.study_name!r} in {redact(storage)} was run with a different search space, "
             "objective, config or data; choose a new sweep.name or another sweep.storage")
 
 
@@ -124,8 +134,10 @@ def _parent_run(study: optuna.Study, tracker: Tracker, config: Config, data: Dat
     if parent is not None:
         return parent, False
     sweep = config.sweep
-    return tracker.start_run(sweep.name, {"optuna.study": sweep.name, "gradsweep.kind": "sweep",
-                                          **run_tags(config, data)}), True
+    parent = tracker.start_run(sweep.name, {"optuna.study": sweep.name, "gradsweep.kind": "sweep",
+                                            **run_tags(config, data)})
+    study.set_user_attr("mlflow_parent_run_id", parent.id)  # late and resuming workers find it here
+    return parent, True
 
 
 def _describe_parent(parent: Run, study: optuna.Study, config: Config, config_yaml: str) -> None:
@@ -134,11 +146,10 @@ def _describe_parent(parent: Run, study: optuna.Study, config: Config, config_ya
                        "sweep.sampler": sweep.sampler, "sweep.pruner": sweep.pruner,
                        "sweep.objective.metric": sweep.objective.metric,
                        "sweep.objective.direction": sweep.objective.direction,
-                       "sweep.storage": sweep.storage, "sweep.space": sweep.space_json()})
+                       "sweep.storage": redact(sweep.storage), "sweep.space": sweep.space_json()})
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "config.yaml").write_text(config_yaml)
+        (Path(tmp) / "config.yaml").write_text(redact(config_yaml))
         parent.log_artifacts(Path(tmp))
-    study.set_user_attr("mlflow_parent_run_id", parent.id)
 
 
 def _trial_name(number: int, params: Dict[str, Any]) -> str:
@@ -163,31 +174,41 @@ class Objective:
             self._data[key] = load(config.data)
         return self._data[key]
 
+    def claim(self, trial: optuna.Trial) -> None:
+        """Marks a new trial as this process's and fixes its seed (a re-run of a lost
+        trial arrives with the seed of the attempt it replaces)."""
+        attrs = trial.user_attrs
+        patient(lambda: trial.set_user_attr("worker", owner()), "claiming a trial")
+        if "seed" not in attrs:
+            seed = derive_seed(self.config.train.seed, trial.number)
+            patient(lambda: trial.set_user_attr("seed", seed), "claiming a trial")
+
     def __call__(self, trial: optuna.Trial) -> float:
         sweep = self.config.sweep
         params = suggest(trial, self.space)
         trial_config = self.config.with_params(params)
-        seed = derive_seed(self.config.train.seed, trial.number)
-        trial.set_user_attr("seed", seed)
+        attrs = trial.user_attrs
+        seed = attrs.get("seed", derive_seed(self.config.train.seed, trial.number))
         pruned = []
 
         def report(epoch: int, metrics: Dict[str, float]) -> bool:
             value = metrics.get(sweep.objective.metric)
             if value is None or not math.isfinite(value):
                 return False  # a diverged epoch stops training on its own
-            trial.report(value, epoch)
-            if trial.should_prune():
+            patient(lambda: trial.report(value, epoch), "reporting an epoch")
+            if patient(trial.should_prune, "asking the pruner"):
                 pruned.append(epoch)
                 return True
             return False
 
         tags = {"optuna.study": sweep.name, "optuna.trial_number": str(trial.number),
-                "optuna.state": "RUNNING", "gradsweep.kind": "trial"}
+                "optuna.state": "RUNNING", "gradsweep.kind": "trial",
+                **({"optuna.retry_of": str(attrs["retry_of"])} if "retry_of" in attrs else {})}
         started: list[Run] = []
 
         def link(run: Run) -> None:
             started.append(run)
-            trial.set_user_attr("mlflow_run_id", run.id)
+            patient(lambda: trial.set_user_attr("mlflow_run_id", run.id), "linking the MLflow run")
 
         try:
             data = self._data_for(trial_config)
@@ -195,7 +216,7 @@ class Objective:
                                     _trial_name(trial.number, params), tags, parent=self.parent,
                                     listeners=[report], on_start=link)
             value = objective_value(recorded.result, sweep.objective.metric, data)
-            _record_on_trial(trial, recorded)
+            patient(lambda: _record_on_trial(trial, recorded), "recording the verdict")
             recorded.run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE", "objective": value})
         except BaseException:
             if started:  # Optuna marks the trial FAIL; say so on its run too
@@ -229,8 +250,37 @@ def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=COUNTED)
 
 
+def _recovery(config: Config, tracker: Tracker) -> Recovery:
+    def close_lost_run(trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:  # its worker died with the run RUNNING
+            try:
+                run = Run(tracker.client, run_id)
+                run.set_tags({"optuna.state": "FAIL", "gradsweep.lost": f"worker {trial.user_attrs.get('worker')}"})
+                run.finish("FAILED")
+            except Exception as err:
+                log.warning("could not end the lost trial's MLflow run %s: %s", run_id, err)
+
+    return Recovery(config.sweep.max_retry, close_lost_run)
+
+
+def work(config: Config, parent_id: str, index: int = 0) -> int:
+    """One worker process of a sweep whose study and parent run already exist; returns
+    the trials it ran."""
+    configure(config.device, threads_for(config.threads, config.sweep.n_workers))
+    data = load(config.data)
+    study = open_study(config.sweep)
+    tracker = Tracker(config.tracking)
+    lock = SweepLock(config.sweep.storage, config.sweep.name)
+    objective = Objective(config, data, tracker, Run(tracker.client, parent_id))
+    return run_trials(study, objective, config.sweep.n_trials, lock, _recovery(config, tracker))
+
+
 def run_sweep(config: Config, config_yaml: str = "") -> Summary:
     """Runs (or resumes) the configured sweep until ``sweep.n_trials`` trials are counted.
+
+    Both stores' schemas, the study and its parent run are made here, before any worker
+    starts (fresh schemas created by racing processes fail).
 
     Raises:
         ConfigError, DataError, TrackingError: bad input, before any training.
@@ -240,30 +290,36 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
     sweep = config.sweep
     data = load(config.data)
     study = open_study(sweep)
-    _check_resume(study, _fingerprint(config, data), sweep.storage)
-    record_study_context(study, sweep, {k: v for k, v in flatten(config).items() if k not in sweep.params()})
     tracker = Tracker(config.tracking)
-    parent, new = _parent_run(study, tracker, config, data)
+    lock = SweepLock(sweep.storage, sweep.name)
+    recovery = _recovery(config, tracker)
+    with lock:
+        _check_resume(study, _fingerprint(config, data), sweep.storage)
+        record_study_context(study, sweep, {k: v for k, v in flatten(config).items() if k not in sweep.params()})
+        parent, new = _parent_run(study, tracker, config, data)
     status = "FAILED"
     try:
         if new:
             _describe_parent(parent, study, config, config_yaml)
-        done = len(_counted(study))
+        done = counts(study)["counted"]
         if done >= sweep.n_trials:
             log.info("study %s already has %d counted trials; nothing to run", sweep.name, done)
         else:
             bar = tqdm(total=sweep.n_trials, initial=done, desc=sweep.name, unit="trial")
 
-            def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                if trial.state in COUNTED:
-                    bar.update(1)
+            def progress(counted: int) -> None:
+                bar.update(max(0, min(counted, sweep.n_trials) - bar.n))
 
-            stop = optuna.study.MaxTrialsCallback(sweep.n_trials, states=COUNTED)
             try:
-                study.optimize(Objective(config, data, tracker, parent), n_trials=sweep.n_trials - done,
-                               callbacks=[advance, stop], gc_after_trial=False)
+                if sweep.n_workers == 1:
+                    objective = Objective(config, data, tracker, parent)
+                    run_trials(study, objective, sweep.n_trials, lock, recovery, progress)
+                else:
+                    run_pool(config, parent.id, study, progress)
             finally:
                 bar.close()
+                with lock:  # trials of workers that died last are closed, not left RUNNING
+                    recovery.reclaim(study)
         report = build_report(study, Path("sweeps") / sweep.name / "report")
         parent.log_artifacts(report.folder, "report")
         summary = _summarise(study, config, parent, tracker, report.counts)
@@ -290,7 +346,9 @@ def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracke
                    pruned=sum(t.state == TrialState.PRUNED for t in counted), regimes=regimes,
                    best_value=best.value if best else None, best_params=best.params if best else {},
                    best_metrics=best.user_attrs.get("metrics", {}) if best else {},
-                   parent_run_id=parent.id, tracking_uri=tracker.uri, storage=config.sweep.storage)
+                   parent_run_id=parent.id, tracking_uri=tracker.uri, storage=config.sweep.storage,
+                   n_trials=config.sweep.n_trials,
+                   failed=len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))))
 
 
 def run_single(config: Config, tags: Optional[Dict[str, str]] = None) -> Summary:

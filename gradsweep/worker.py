@@ -1,0 +1,205 @@
+"""The trial loop every worker runs, and the pool of local worker processes.
+
+A worker takes the sweep lock, reclaims trials of dead workers, and starts a trial only
+while complete + pruned + running trials fall short of ``sweep.n_trials`` (or a lost
+trial waits in the queue). It leaves once ``sweep.n_trials`` trials are counted. Idle
+workers keep polling until then, because a running trial may still be lost and need
+running again.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+import warnings
+from typing import Callable, Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from gradsweep.config import Config
+from gradsweep.coordination import Recovery, SweepLock, patient
+
+log = logging.getLogger(__name__)
+
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+POLL_SECONDS = 1.0
+# We call ask/tell ourselves (to decide under the lock) and beat the heart ourselves.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+
+class Heartbeat:
+    """Records a running trial's heartbeat every ``interval`` seconds (RDB storages).
+
+    Unlike a crash, an unreachable database (a restart) does not stop the beat: each
+    failure is logged and the next beat tries again.
+    """
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial):
+        storage = study._storage
+        # Only RDB storages have a heartbeat (a journal file has none).
+        self.interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        self._beat = (lambda: storage.record_heartbeat(trial._trial_id)) if self.interval else None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._beat()
+            except Exception as err:  # the storage is away; the trial goes on
+                log.warning("heartbeat not recorded: %s", str(err).splitlines()[0] if str(err) else err)
+
+    def __enter__(self) -> "Heartbeat":
+        if self._beat is not None:
+            patient(self._beat, "recording a heartbeat")
+            self._thread = threading.Thread(target=self._run, name="gradsweep-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def counts(study: optuna.Study) -> dict:
+    """The study's trials by state name."""
+    trials = patient(lambda: study.get_trials(deepcopy=False), "listing trials")
+    out = {state.name: 0 for state in TrialState}
+    for trial in trials:
+        out[trial.state.name] += 1
+    out["counted"] = out["COMPLETE"] + out["PRUNED"]
+    return out
+
+
+def _next_trial(study: optuna.Study, n_trials: int, lock: SweepLock, recovery: Recovery,
+                claim: Callable[[optuna.Trial], None]) -> tuple[Optional[optuna.Trial], bool]:
+    """Under the lock: (a claimed trial or None, whether the sweep is done)."""
+    with lock:
+        recovery.reclaim(study)
+        n = counts(study)
+        if n["counted"] >= n_trials:
+            return None, True
+        if not n["WAITING"] and n["counted"] + n["RUNNING"] >= n_trials:
+            return None, False
+        trial = patient(study.ask, "starting a trial")
+        claim(trial)
+        return trial, False
+
+
+def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> None:
+    with Heartbeat(study, trial):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            patient(lambda: study.tell(trial, state=TrialState.PRUNED), "recording a pruned trial")
+        except BaseException as err:
+            # Marked so that recovery tells it from a trial whose worker died.
+            key = "interrupted" if isinstance(err, KeyboardInterrupt) else "error"
+            patient(lambda: trial.set_user_attr(key, f"{type(err).__name__}: {err}"[:500]), "marking a trial")
+            patient(lambda: study.tell(trial, state=TrialState.FAIL), "failing a trial")
+            raise
+        else:
+            patient(lambda: study.tell(trial, value), "recording a trial")
+
+
+def run_trials(study: optuna.Study, objective, n_trials: int, lock: SweepLock, recovery: Recovery,
+               progress: Optional[Callable[[int], None]] = None) -> int:
+    """Runs trials of ``study`` until ``n_trials`` are counted; returns how many it ran.
+
+    Args:
+        objective: called with each trial; has ``claim(trial)``, called under the lock
+            right after the trial starts (records the worker and the seed).
+        progress: called with the counted trials after each trial or poll.
+    """
+    ran = 0
+    while True:
+        trial, done = _next_trial(study, n_trials, lock, recovery, objective.claim)
+        if done:
+            break
+        if trial is None:
+            time.sleep(POLL_SECONDS)
+        else:
+            _run_one(study, objective, trial)
+            ran += 1
+        if progress is not None:
+            progress(counts(study)["counted"])
+    if progress is not None:
+        progress(counts(study)["counted"])
+    return ran
+
+
+def _stop_quietly(signum, frame):
+    # The first signal interrupts the trial; more (a terminal's Ctrl-C reaches every
+    # worker, then the parent forwards SIGTERM) must not cut short its clean-up.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _worker_main(config: Config, parent_id: str, index: int) -> None:
+    """A spawned worker: its own TensorFlow, study handle and MLflow client."""
+    signal.signal(signal.SIGTERM, _stop_quietly)
+    signal.signal(signal.SIGINT, _stop_quietly)
+    logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][worker {index}][%(name)s] %(message)s")
+    from gradsweep.cli import quiet_libraries
+    from gradsweep.sweep import work
+
+    quiet_libraries()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the parent's progress bar speaks for all
+    try:
+        work(config, parent_id, index)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+class WorkersFailed(RuntimeError):
+    """The local workers all stopped before the study had its trials."""
+
+
+def run_pool(config: Config, parent_id: str, study: optuna.Study,
+             progress: Optional[Callable[[int], None]] = None) -> None:
+    """Runs ``sweep.n_workers`` spawned worker processes on the study until it is done.
+
+    TensorFlow is not fork-safe, hence spawn. A worker that dies (even by SIGKILL)
+    leaves its trial to the others: they see its process is gone and run it again.
+
+    Raises:
+        WorkersFailed: every worker stopped while trials were still missing.
+        KeyboardInterrupt: interrupted; the workers were stopped first.
+    """
+    sweep = config.sweep
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker_main, args=(config, parent_id, i), name=f"gradsweep-worker-{i}")
+               for i in range(sweep.n_workers)]
+    for process in workers:
+        process.start()
+    reported = set()
+    try:
+        while any(p.is_alive() for p in workers):  # is_alive() also reaps a dead child
+            for i, p in enumerate(workers):
+                if p.exitcode not in (None, 0) and i not in reported:
+                    reported.add(i)
+                    how = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+                    log.warning("worker %d (pid %d) stopped with %s; the others carry on", i, p.pid, how)
+            if progress is not None:
+                progress(counts(study)["counted"])
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        for p in workers:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker flushes, ends its run KILLED, its trial FAIL
+        for p in workers:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+        raise
+    codes = [p.exitcode for p in workers]
+    if counts(study)["counted"] < sweep.n_trials:
+        raise WorkersFailed(f"sweep.n_workers: all {len(workers)} workers stopped (exit codes {codes}) before "
+                            f"{sweep.n_trials} trials were counted; run the same command again to resume")
