@@ -13,6 +13,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import Optional
 
 # Before TensorFlow or MLflow are imported anywhere.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,10 +49,22 @@ def quiet_libraries() -> None:
     """Keeps the libraries' INFO chatter out of the sweep's log."""
     for name in ("alembic", "mlflow.store", "mlflow.tracking", "absl"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # urllib3 warns at each of MLflow's retries; our tracker says it once, with the outcome.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r"Argument ``heartbeat_interval`` is an experimental feature")
+    warnings.filterwarnings("ignore", message=r"Argument ``grace_period`` is an experimental feature")
 
 
 def run(cfg: DictConfig) -> int:
     """Runs the composed config: a sweep when ``sweep`` is set, else one run."""
+    from gradsweep.data import load
+
+    try:
+        config = to_config(cfg)
+        data = load(config.data)  # bad data fails here, before TensorFlow loads
+    except EXPECTED as err:
+        log.error("%s", err)
+        return 2
     from gradsweep.coordination import StorageUnavailable
     from gradsweep.device import configure, threads_for
     from gradsweep.sweep import run_single, run_sweep
@@ -60,11 +73,10 @@ def run(cfg: DictConfig) -> int:
 
     quiet_libraries()
     try:
-        config = to_config(cfg)
         text = OmegaConf.to_yaml(cfg, resolve=True)  # @hydra.main hands over cfg without its hydra node
         used = configure(config.device, threads_for(config.threads, config.sweep.n_workers if config.sweep else 1))
         log.debug("TensorFlow on %s", used)
-        summary = run_sweep(config, text) if config.sweep else run_single(config)
+        summary = run_sweep(config, text, data) if config.sweep else run_single(config, data=data)
     except (*EXPECTED, TrackingError) as err:
         log.error("%s", err)
         return 2
@@ -86,6 +98,37 @@ def _hydra_app(cfg: DictConfig) -> None:
         sys.exit(code)
 
 
+def compose_error(overrides: list[str]) -> Optional[str]:
+    """Composes and validates the config as Hydra is about to (in a second, before
+    TensorFlow loads); what went wrong, in one line naming the key or file, or None.
+
+    Hydra itself would print several lines and a hint about HYDRA_FULL_ERROR.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3", job_name="gradsweep"):
+            to_config(compose(config_name="config", overrides=overrides))
+    except ConfigError as err:
+        return str(err)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        cause: Optional[BaseException] = err
+        while cause is not None:
+            key = getattr(cause, "full_key", None)
+            if key:
+                return f"{key}: {getattr(cause, 'msg', str(cause)).splitlines()[0]}"
+            cause = cause.__cause__ or cause.__context__
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        if any(line.startswith("Available options in") for line in lines):
+            start = next(i for i, line in enumerate(lines) if line.startswith("Available options in"))
+            options = [line for line in lines[start + 1:] if "/" not in line and " " not in line]
+            return f"{lines[0]}; available: {', '.join(options)}"
+        return lines[0] if lines else type(err).__name__
+    return None
+
+
 def main() -> None:
     """Entry point of ``gradsweep`` and ``python -m gradsweep``."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -98,4 +141,11 @@ def main() -> None:
         from gradsweep.report import main as report_main
 
         sys.exit(report_main(sys.argv[1:]))
+    overrides = sys.argv[1:]
+    if not any(arg.startswith("-") for arg in overrides):  # Hydra's own flags: leave to Hydra
+        error = compose_error(overrides)
+        if error:
+            logging.basicConfig(format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+            log.error("%s", error)
+            sys.exit(2)
     _hydra_app()

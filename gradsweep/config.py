@@ -217,11 +217,17 @@ class TrackingConfig:
         uri: MLflow tracking URI.
         experiment: MLflow experiment name.
         artifacts: artifact folder for experiments this tool creates on a local store.
+        patience: seconds to keep retrying an unreachable tracking server (a restart)
+            before the sweep fails; what failed meanwhile is delivered after.
     """
 
     uri: str = "sqlite:///mlruns/mlflow.db"
     experiment: str = "gradsweep"
     artifacts: str = "mlruns/artifacts"
+    patience: float = 120.0
+
+    def __post_init__(self) -> None:
+        _check(self.patience >= 0, "tracking.patience", f"must be >= 0 seconds, got {self.patience}")
 
 
 @dataclass

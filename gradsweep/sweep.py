@@ -255,7 +255,7 @@ def _recovery(config: Config, tracker: Tracker) -> Recovery:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:  # its worker died with the run RUNNING
             try:
-                run = Run(tracker.client, run_id)
+                run = tracker.run(run_id)
                 run.set_tags({"optuna.state": "FAIL", "gradsweep.lost": f"worker {trial.user_attrs.get('worker')}"})
                 run.finish("FAILED")
             except Exception as err:
@@ -272,11 +272,11 @@ def work(config: Config, parent_id: str, index: int = 0) -> int:
     study = open_study(config.sweep)
     tracker = Tracker(config.tracking)
     lock = SweepLock(config.sweep.storage, config.sweep.name)
-    objective = Objective(config, data, tracker, Run(tracker.client, parent_id))
+    objective = Objective(config, data, tracker, tracker.run(parent_id))
     return run_trials(study, objective, config.sweep.n_trials, lock, _recovery(config, tracker))
 
 
-def run_sweep(config: Config, config_yaml: str = "") -> Summary:
+def run_sweep(config: Config, config_yaml: str = "", data: Optional[Dataset] = None) -> Summary:
     """Runs (or resumes) the configured sweep until ``sweep.n_trials`` trials are counted.
 
     Both stores' schemas, the study and its parent run are made here, before any worker
@@ -288,9 +288,9 @@ def run_sweep(config: Config, config_yaml: str = "") -> Summary:
     from tqdm import tqdm
 
     sweep = config.sweep
-    data = load(config.data)
-    study = open_study(sweep)
+    data = data or load(config.data)
     tracker = Tracker(config.tracking)
+    study = open_study(sweep)
     lock = SweepLock(sweep.storage, sweep.name)
     recovery = _recovery(config, tracker)
     with lock:
@@ -351,9 +351,9 @@ def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracke
                    failed=len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))))
 
 
-def run_single(config: Config, tags: Optional[Dict[str, str]] = None) -> Summary:
+def run_single(config: Config, tags: Optional[Dict[str, str]] = None, data: Optional[Dataset] = None) -> Summary:
     """Trains the configured model once, as one MLflow run (no study), seeded ``train.seed``."""
-    data = load(config.data)
+    data = data or load(config.data)
     tracker = Tracker(config.tracking)
     name = f"{config.model.activation} depth={len(config.model.hidden_widths)} {config.optimizer.name}"
     recorded = run_recorded(config, data, config.train.seed, tracker, name,

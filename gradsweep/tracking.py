@@ -2,22 +2,30 @@
 
 Everything goes through an explicit :class:`mlflow.MlflowClient` (no global active run),
 metrics one batch per epoch, so a run costs a few calls even over HTTP.
+
+A tracking server may restart under a sweep. Each HTTP call gives up after a few
+seconds (MLflow's own retries, sized in :func:`size_http_retries`); a batch that still
+failed waits in its run and goes out before the next one, and a run ends only once all
+of its batches are delivered. A server away for longer than ``tracking.patience`` fails
+the sweep with a message naming ``tracking.uri``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from gradsweep.config import TrackingConfig
+from gradsweep.config import TrackingConfig, redact
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _PARAM_LEN = 6000
@@ -25,6 +33,47 @@ _PARAM_LEN = 6000
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message names ``tracking.uri``."""
+
+
+def size_http_retries() -> None:
+    """MLflow's HTTP defaults (7 retries, backoff 2, 120 s timeout) block one call for
+    about 4 minutes against a dead server. Three retries with backoff 1 give up in
+    about 7 s; :class:`Run` keeps what failed and its patience covers longer outages.
+    Settings already in the environment win; MLflow reads them at each call."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+def _transient(err: Exception) -> bool:
+    """A server error or no answer at all; a client error (bad request, 403) is final."""
+    status = getattr(err, "get_http_status_code", None)
+    return status is None or status() >= 500
+
+
+def _patient(call: Callable[[], T], uri: str, patience: float, what: str) -> T:
+    """Runs ``call``, retrying transient failures for ``patience`` seconds.
+
+    Raises:
+        TrackingError: a final error, or the store stayed unreachable.
+    """
+    deadline, delay = time.monotonic() + patience, 1.0
+    while True:
+        try:
+            return call()
+        except Exception as err:
+            if not _transient(err) or time.monotonic() > deadline:
+                waited = "" if not _transient(err) else f" for {patience:.0f} s"
+                raise TrackingError(f"tracking.uri: MLflow at {redact(uri)} failed{waited} ({what}): "
+                                    f"{_reason(err)}") from None
+            log.warning("MLflow unreachable (%s); retrying in %.0f s: %s", what, delay, _reason(err))
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def _local_db_path(uri: str) -> Optional[Path]:
@@ -50,10 +99,13 @@ class Tracker:
     """
 
     def __init__(self, cfg: TrackingConfig):
-        self.uri = cfg.uri
+        self.uri, self.patience = cfg.uri, cfg.patience
+        size_http_retries()
         db = _local_db_path(cfg.uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
+        if cfg.uri.startswith(("http://", "https://")):
+            _check_server(cfg.uri)
         self.client = MlflowClient(tracking_uri=cfg.uri)
         try:
             experiment = self.client.get_experiment_by_name(cfg.experiment)
@@ -63,16 +115,20 @@ class Tracker:
             else:
                 self.experiment_id = experiment.experiment_id
         except Exception as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise TrackingError(f"tracking.uri: cannot use MLflow store {cfg.uri}: {reason}") from None
+            raise TrackingError(f"tracking.uri: cannot use MLflow store {redact(cfg.uri)}: {_reason(err)}") from None
 
     def start_run(self, name: str, tags: Dict[str, str], parent_id: Optional[str] = None) -> "Run":
         """Creates a RUNNING run, nested under ``parent_id`` when given."""
         tags = {MLFLOW_RUN_NAME: name, **tags}
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
-        return Run(self.client, run.info.run_id)
+        run = _patient(lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name),
+                       self.uri, self.patience, "creating a run")
+        return Run(self.client, run.info.run_id, self.uri, self.patience)
+
+    def run(self, run_id: str) -> "Run":
+        """A handle on an existing run (e.g. the sweep's parent, from a worker)."""
+        return Run(self.client, run_id, self.uri, self.patience)
 
     def resume_run(self, run_id: str) -> Optional["Run"]:
         """Marks an existing run RUNNING again, or returns None if it is gone."""
@@ -81,32 +137,91 @@ class Tracker:
         except Exception:
             return None
         self.client.update_run(run_id, status="RUNNING")
-        return Run(self.client, run_id)
+        return self.run(run_id)
+
+
+def _check_server(uri: str) -> None:
+    """Fails at once, naming ``tracking.uri``, when nothing answers there (rather than
+    after MLflow's retries)."""
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=10)
+    except requests.RequestException as err:
+        raise TrackingError(f"tracking.uri: no MLflow server answers at {redact(uri)}: "
+                            f"{type(err).__name__}") from None
 
 
 class Run:
-    """One MLflow run, written in batches."""
+    """One MLflow run, written in batches; batches that fail wait for the next call.
 
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client, self.id = client, run_id
+    Args:
+        client: the MLflow client.
+        run_id: the run.
+        uri: the tracking URI, for messages.
+        patience: seconds to keep retrying before :class:`TrackingError`.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, uri: str = "", patience: float = 60.0):
+        self.client, self.id, self.uri, self.patience = client, run_id, uri, patience
+        self._pending: List[dict] = []
+
+    def _send(self, **batch: Any) -> None:
+        self._pending.append(batch)
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._pending:
+            try:
+                self.client.log_batch(self.id, **self._pending[0])
+            except Exception as err:
+                if not _transient(err):
+                    raise TrackingError(f"tracking.uri: MLflow at {redact(self.uri)} refused a batch of run "
+                                        f"{self.id}: {_reason(err)}") from None
+                log.warning("MLflow unreachable; %d batch(es) of run %s wait for the next try: %s",
+                            len(self._pending), self.id, _reason(err))
+                return
+            self._pending.pop(0)
 
     def log_params(self, params: Dict[str, Any]) -> None:
         items = [Param(k, str(v)[:_PARAM_LEN]) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.id, params=items[i:i + 100])
+            self._send(params=items[i:i + 100])
 
     def set_tags(self, tags: Dict[str, Any]) -> None:
-        self.client.log_batch(self.id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._send(tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Dict[str, float], step: int) -> None:
         """Logs a dict of metrics at ``step`` in as few calls as MLflow allows."""
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         for i in range(0, len(items), _BATCH):
-            self.client.log_batch(self.id, metrics=items[i:i + _BATCH])
+            self._send(metrics=items[i:i + _BATCH])
 
     def log_artifacts(self, folder: Path, artifact_path: Optional[str] = None) -> None:
-        self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path)
+        _patient(lambda: self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path),
+                 self.uri, self.patience, "uploading artifacts")
+
+    def deliver(self) -> None:
+        """Waits (up to the patience) until every batch kept back has been delivered.
+
+        Raises:
+            TrackingError: the server stayed away; names ``tracking.uri``.
+        """
+        deadline = time.monotonic() + self.patience
+        while self._pending:
+            self._flush()
+            if self._pending:
+                if time.monotonic() > deadline:
+                    raise TrackingError(f"tracking.uri: MLflow at {redact(self.uri)} unreachable for "
+                                        f"{self.patience:.0f} s; {len(self._pending)} batch(es) of run "
+                                        f"{self.id} were not delivered")
+                time.sleep(2.0)
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.id, status=status)
+        """Delivers what is kept back, then ends the run with ``status``."""
+        try:
+            self.deliver()
+        finally:
+            _patient(lambda: self.client.set_terminated(self.id, status=status), self.uri, self.patience,
+                     "ending a run")
