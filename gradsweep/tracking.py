@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _PARAM_LEN = 6000
+_RETRY_EVERY = 5.0  # seconds between attempts to reach a server that went away
 
 
 class TrackingError(RuntimeError):
@@ -37,17 +38,19 @@ class TrackingError(RuntimeError):
 
 def size_http_retries() -> None:
     """MLflow's HTTP defaults (7 retries, backoff 2, 120 s timeout) block one call for
-    about 4 minutes against a dead server. Three retries with backoff 1 give up in
-    about 7 s; :class:`Run` keeps what failed and its patience covers longer outages.
-    Settings already in the environment win; MLflow reads them at each call."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    about 4 minutes against a dead server. Two retries with backoff 1 give up in about
+    3 s and ride out a blip; :class:`Run` keeps what failed, and the patience covers a
+    restart. Settings already in the environment win; MLflow reads them at each call."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
 def _reason(err: BaseException) -> str:
     text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
+    if "Max retries exceeded" in text or "NewConnectionError" in text:
+        return "no answer (connection refused or timed out)"
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _transient(err: Exception) -> bool:
@@ -56,24 +59,59 @@ def _transient(err: Exception) -> bool:
     return status is None or status() >= 500
 
 
-def _patient(call: Callable[[], T], uri: str, patience: float, what: str) -> T:
-    """Runs ``call``, retrying transient failures for ``patience`` seconds.
+class _Link:
+    """Whether one tracking store answers, shared by a tracker and all its runs: an
+    outage is timed from its first failed call, whichever run made it, so a sweep gives
+    up ``patience`` seconds into an outage, not ``patience`` per call."""
 
-    Raises:
-        TrackingError: a final error, or the store stayed unreachable.
-    """
-    deadline, delay = time.monotonic() + patience, 1.0
-    while True:
-        try:
-            return call()
-        except Exception as err:
-            if not _transient(err) or time.monotonic() > deadline:
-                waited = "" if not _transient(err) else f" for {patience:.0f} s"
-                raise TrackingError(f"tracking.uri: MLflow at {redact(uri)} failed{waited} ({what}): "
-                                    f"{_reason(err)}") from None
-            log.warning("MLflow unreachable (%s); retrying in %.0f s: %s", what, delay, _reason(err))
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    def __init__(self, uri: str, patience: float):
+        self.uri, self.patience = uri, patience
+        self.down_since: Optional[float] = None
+
+    def check(self, what: str) -> None:
+        """Fails at once, without a call, once an outage has outlasted the patience (the
+        sweep is stopping; each further call would only wait for its timeout)."""
+        if self.down_since is not None and time.monotonic() - self.down_since > self.patience:
+            raise TrackingError(f"tracking.uri: MLflow at {redact(self.uri)} unreachable for "
+                                f"{time.monotonic() - self.down_since:.0f} s ({what})")
+
+    def failed(self, err: Exception, what: str) -> None:
+        """Records a failed call.
+
+        Raises:
+            TrackingError: the failure is final (a refused request) or the outage has
+                lasted longer than the patience.
+        """
+        if not _transient(err):
+            raise TrackingError(f"tracking.uri: MLflow at {redact(self.uri)} refused {what}: {_reason(err)}")
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since = now
+            log.warning("MLflow at %s is not answering (%s); keeping what it misses for up to %.0f s: %s",
+                        redact(self.uri), what, self.patience, _reason(err))
+        if now - self.down_since > self.patience:
+            raise TrackingError(f"tracking.uri: MLflow at {redact(self.uri)} unreachable for "
+                                f"{now - self.down_since:.0f} s ({what}): {_reason(err)}")
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            log.warning("MLflow at %s answers again after %.0f s", redact(self.uri), time.monotonic() - self.down_since)
+        self.down_since = None
+
+    def call(self, call: Callable[[], T], what: str) -> T:
+        """Runs ``call``, retrying while the store is away (up to the patience)."""
+        delay = 1.0
+        while True:
+            self.check(what)
+            try:
+                result = call()
+            except Exception as err:
+                self.failed(err, what)
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_EVERY)
+                continue
+            self.answered()
+            return result
 
 
 def _local_db_path(uri: str) -> Optional[Path]:
@@ -99,7 +137,8 @@ class Tracker:
     """
 
     def __init__(self, cfg: TrackingConfig):
-        self.uri, self.patience = cfg.uri, cfg.patience
+        self.uri = cfg.uri
+        self.link = _Link(cfg.uri, cfg.patience)
         size_http_retries()
         db = _local_db_path(cfg.uri)
         if db is not None:
@@ -122,13 +161,13 @@ class Tracker:
         tags = {MLFLOW_RUN_NAME: name, **tags}
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
-        run = _patient(lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name),
-                       self.uri, self.patience, "creating a run")
-        return Run(self.client, run.info.run_id, self.uri, self.patience)
+        run = self.link.call(lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name),
+                             "creating a run")
+        return Run(self.client, run.info.run_id, self.link)
 
     def run(self, run_id: str) -> "Run":
         """A handle on an existing run (e.g. the sweep's parent, from a worker)."""
-        return Run(self.client, run_id, self.uri, self.patience)
+        return Run(self.client, run_id, self.link)
 
     def resume_run(self, run_id: str) -> Optional["Run"]:
         """Marks an existing run RUNNING again, or returns None if it is gone."""
@@ -158,29 +197,37 @@ class Run:
     Args:
         client: the MLflow client.
         run_id: the run.
-        uri: the tracking URI, for messages.
-        patience: seconds to keep retrying before :class:`TrackingError`.
+        link: the store's availability, shared with the tracker's other runs.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, uri: str = "", patience: float = 60.0):
-        self.client, self.id, self.uri, self.patience = client, run_id, uri, patience
+    def __init__(self, client: MlflowClient, run_id: str, link: Optional[_Link] = None):
+        self.client, self.id = client, run_id
+        self.link = link or _Link(client.tracking_uri, 60.0)
         self._pending: List[dict] = []
+        self._next_try = 0.0
 
     def _send(self, **batch: Any) -> None:
         self._pending.append(batch)
         self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, force: bool = False) -> None:
+        """Sends the kept batches in order; while the server is away, tries again at most
+        every ``_RETRY_EVERY`` seconds so that training does not wait on each epoch.
+
+        Raises:
+            TrackingError: a batch was refused, or the outage outlasted the patience.
+        """
+        if not force and time.monotonic() < self._next_try:
+            return
         while self._pending:
+            self.link.check(f"logging to run {self.id}")
             try:
                 self.client.log_batch(self.id, **self._pending[0])
             except Exception as err:
-                if not _transient(err):
-                    raise TrackingError(f"tracking.uri: MLflow at {redact(self.uri)} refused a batch of run "
-                                        f"{self.id}: {_reason(err)}") from None
-                log.warning("MLflow unreachable; %d batch(es) of run %s wait for the next try: %s",
-                            len(self._pending), self.id, _reason(err))
+                self.link.failed(err, f"logging to run {self.id}")
+                self._next_try = time.monotonic() + _RETRY_EVERY
                 return
+            self.link.answered()
             self._pending.pop(0)
 
     def log_params(self, params: Dict[str, Any]) -> None:
@@ -199,8 +246,8 @@ class Run:
             self._send(metrics=items[i:i + _BATCH])
 
     def log_artifacts(self, folder: Path, artifact_path: Optional[str] = None) -> None:
-        _patient(lambda: self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path),
-                 self.uri, self.patience, "uploading artifacts")
+        self.link.call(lambda: self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path),
+                       f"uploading artifacts of run {self.id}")
 
     def deliver(self) -> None:
         """Waits (up to the patience) until every batch kept back has been delivered.
@@ -208,20 +255,15 @@ class Run:
         Raises:
             TrackingError: the server stayed away; names ``tracking.uri``.
         """
-        deadline = time.monotonic() + self.patience
-        while self._pending:
-            self._flush()
-            if self._pending:
-                if time.monotonic() > deadline:
-                    raise TrackingError(f"tracking.uri: MLflow at {redact(self.uri)} unreachable for "
-                                        f"{self.patience:.0f} s; {len(self._pending)} batch(es) of run "
-                                        f"{self.id} were not delivered")
-                time.sleep(2.0)
+        while True:
+            self._flush(force=True)
+            if not self._pending:
+                return
+            time.sleep(_RETRY_EVERY)
 
     def finish(self, status: str = "FINISHED") -> None:
         """Delivers what is kept back, then ends the run with ``status``."""
         try:
             self.deliver()
         finally:
-            _patient(lambda: self.client.set_terminated(self.id, status=status), self.uri, self.patience,
-                     "ending a run")
+            self.link.call(lambda: self.client.set_terminated(self.id, status=status), f"ending run {self.id}")

@@ -150,12 +150,19 @@ def _worker_main(config: Config, parent_id: str, index: int) -> None:
     from gradsweep.cli import quiet_libraries
     from gradsweep.sweep import work
 
+    from gradsweep.cli import EXPECTED
+    from gradsweep.coordination import StorageUnavailable
+    from gradsweep.tracking import TrackingError
+
     quiet_libraries()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the parent's progress bar speaks for all
     try:
         work(config, parent_id, index)
     except KeyboardInterrupt:
         sys.exit(130)
+    except (*EXPECTED, TrackingError, StorageUnavailable) as err:  # said in one line, as the parent would
+        log.error("%s", err)
+        sys.exit(2)
 
 
 class WorkersFailed(RuntimeError):
