@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from gradsweep import stopping  # noqa: E402
 from gradsweep.config import ConfigError, register, to_config  # noqa: E402
 from gradsweep.data import DataError  # noqa: E402
 
@@ -38,11 +38,6 @@ def config_dir() -> str:
         if (candidate / "config.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(f"gradsweep's config tree is missing beside {here}")
-
-
-def _terminate(signum, frame):
-    # SIGTERM takes the same path as Ctrl-C: runs end KILLED, the trial FAIL.
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def quiet_libraries() -> None:
@@ -131,7 +126,7 @@ def compose_error(overrides: list[str]) -> Optional[str]:
 
 def main() -> None:
     """Entry point of ``gradsweep`` and ``python -m gradsweep``."""
-    signal.signal(signal.SIGTERM, _terminate)
+    stopping.install()  # SIGTERM and Ctrl-C: runs end KILLED, the trial FAIL
     register()
     if len(sys.argv) > 1 and sys.argv[1] == "rerun":
         from gradsweep.rerun import main as rerun_main

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradsweep import stopping
 from gradsweep.config import Config
 from gradsweep.data import Dataset
 from gradsweep.gradstats import SaturationProbe, probe_gradient_norms
@@ -92,6 +93,7 @@ class _Recorder(keras.callbacks.Callback):
         if any(stop) and not self.result.diverged:
             self.result.stop_reason = "stopped"
             self.model.stop_training = True
+        stopping.check()  # Ctrl-C / SIGTERM: after this epoch's listeners have logged it
 
 
 def init_profile(model: keras.Model, hidden: Sequence[str], activation: str, x, y) -> Dict[str, float]:

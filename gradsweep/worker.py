@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import TrialState
 
+from gradsweep import stopping
 from gradsweep.config import Config
 from gradsweep.coordination import Recovery, SweepLock, patient
 
@@ -119,6 +119,7 @@ def run_trials(study: optuna.Study, objective, n_trials: int, lock: SweepLock, r
     """
     ran = 0
     while True:
+        stopping.check()
         trial, done = _next_trial(study, n_trials, lock, recovery, objective.claim)
         if done:
             break
@@ -134,24 +135,14 @@ def run_trials(study: optuna.Study, objective, n_trials: int, lock: SweepLock, r
     return ran
 
 
-def _stop_quietly(signum, frame):
-    # The first signal interrupts the trial; more (a terminal's Ctrl-C reaches every
-    # worker, then the parent forwards SIGTERM) must not cut short its clean-up.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _worker_main(config: Config, parent_id: str, index: int) -> None:
     """A spawned worker: its own TensorFlow, study handle and MLflow client."""
-    signal.signal(signal.SIGTERM, _stop_quietly)
-    signal.signal(signal.SIGINT, _stop_quietly)
+    stopping.install(worker=True)
     logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][worker {index}][%(name)s] %(message)s")
-    from gradsweep.cli import quiet_libraries
-    from gradsweep.sweep import work
-
-    from gradsweep.cli import EXPECTED
+    # Imported here: gradsweep.sweep and gradsweep.cli import this module.
+    from gradsweep.cli import EXPECTED, quiet_libraries
     from gradsweep.coordination import StorageUnavailable
+    from gradsweep.sweep import work
     from gradsweep.tracking import TrackingError
 
     quiet_libraries()
@@ -197,10 +188,11 @@ def run_pool(config: Config, parent_id: str, study: optuna.Study,
             if progress is not None:
                 progress(counts(study)["counted"])
             time.sleep(POLL_SECONDS)
+            stopping.check()
     except KeyboardInterrupt:
         for p in workers:
             if p.is_alive():
-                p.terminate()  # SIGTERM: the worker flushes, ends its run KILLED, its trial FAIL
+                p.terminate()  # SIGTERM: the worker stops after its epoch, run KILLED, trial FAIL
         for p in workers:
             p.join(timeout=60)
             if p.is_alive():

@@ -18,13 +18,23 @@ from optuna.trial import TrialState
 from conftest import run_gradsweep
 
 # Trials of a few seconds each, so a kill lands inside one.
-SWEEP = ["+sweep=smoke", "train.epochs=40", "data.n_samples=1500"]
+EPOCHS = 30
+SWEEP = ["+sweep=smoke", f"train.epochs={EPOCHS}", "data.n_samples=1500"]
 
 
 def _start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gradsweep", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             env={**os.environ, **(env or {})})
+
+
+def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return output
 
 
 def _wait_for_trial_in_progress(study_name: str, storage_url: str, process: subprocess.Popen,
@@ -101,15 +111,15 @@ def test_two_local_workers_survive_a_sigkill_on_the_default_storage(tmp_path):
     MlflowClient(tracking).search_experiments()  # the schema, before processes race to create it
     args = [*SWEEP, "sweep.n_workers=2", f"tracking.uri={tracking}", f"tracking.artifacts={tmp_path}/artifacts"]
     output = kill_a_worker_mid_trial(args, tmp_path, str(tmp_path / "sweeps" / "killed" / "optuna.journal"),
-                                     tracking, n_trials=6, name="killed")
+                                     tracking, n_trials=4, name="killed")
     assert "stopped with signal 9" in output
-    assert "failed attempts" in output and "trials (complete + pruned)  6 (" in output
+    assert "failed attempts" in output and "trials (complete + pruned)  4 (" in output
 
 
 @pytest.mark.slow
 def test_killed_sweep_run_again_ends_at_exactly_n_trials(tmp_path):
     tracking = f"sqlite:///{tmp_path}/m.db"
-    args = [*SWEEP, "sweep.name=again", "sweep.n_trials=5", "sweep.n_workers=2", f"tracking.uri={tracking}",
+    args = [*SWEEP, "sweep.name=again", "sweep.n_trials=4", "sweep.n_workers=2", f"tracking.uri={tracking}",
             f"tracking.artifacts={tmp_path}/artifacts"]
     journal_path = str(tmp_path / "sweeps" / "again" / "optuna.journal")
     MlflowClient(tracking).search_experiments()
@@ -124,16 +134,39 @@ def test_killed_sweep_run_again_ends_at_exactly_n_trials(tmp_path):
     journal = _storage(journal_path)
     before = optuna.load_study(study_name="again", storage=journal).get_trials()
     lost = [t.number for t in before if t.state == TrialState.RUNNING]
-    assert lost and len([t for t in before if t.state == TrialState.COMPLETE]) < 5
+    assert lost and len([t for t in before if t.state == TrialState.COMPLETE]) < 4
 
     done = run_gradsweep(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     study = optuna.load_study(study_name="again", storage=journal)
-    check_exactly_once(study, MlflowClient(tracking), 5, lost)
+    check_exactly_once(study, MlflowClient(tracking), 4, lost)
     parents = MlflowClient(tracking).search_runs(
         [MlflowClient(tracking).get_experiment_by_name("gradsweep").experiment_id],
         filter_string="tags.`gradsweep.kind` = 'sweep'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_worker_after_its_epoch(tmp_path):
+    tracking = f"sqlite:///{tmp_path}/m.db"
+    MlflowClient(tracking).search_experiments()
+    args = ["+sweep=smoke", "sweep.name=term", "sweep.n_workers=2", "train.epochs=400", "data.n_samples=1500",
+            f"tracking.uri={tracking}", f"tracking.artifacts={tmp_path}/artifacts"]
+    process = _start(args, tmp_path)
+    _wait_for_trial_in_progress("term", str(tmp_path / "sweeps" / "term" / "optuna.journal"), process)
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    output = _finish(process, timeout=90)
+    assert process.returncode == 130, output[-3000:]
+    assert time.monotonic() - started < 60
+    trials = optuna.load_study(study_name="term", storage=_storage(str(tmp_path / "sweeps/term/optuna.journal"))).get_trials()
+    assert trials and all(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials)
+    client = MlflowClient(tracking)
+    runs = client.search_runs([client.get_experiment_by_name("gradsweep").experiment_id])
+    assert {r.info.status for r in runs} == {"KILLED"}
+    for trial in trials:  # what each trial trained before the signal is on record
+        history = client.get_metric_history(trial.user_attrs["mlflow_run_id"], "train/loss")
+        assert len(history) >= len(trial.intermediate_values) >= 1
 
 
 # ------------------------------------------------------------------ PostgreSQL + MLflow server
@@ -143,19 +176,10 @@ def _server_args(optuna_url: str, tracking: str, name: str, n_trials: int, *extr
             f"tracking.uri={tracking}", *extra]
 
 
-def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    return output
-
-
 def test_three_workers_from_two_processes_on_postgres_survive_a_sigkill(optuna_url, mlflow_http):
     """Two `gradsweep` processes (as on two machines: 2 + 1 workers) join one study and one
     parent run; one worker is SIGKILLed mid-trial; exactly n_trials, none twice."""
-    n_trials, name = 7, "pg-killed"
+    n_trials, name = 5, "pg-killed"
     first = _start(_server_args(optuna_url, mlflow_http.url, name, n_trials, "sweep.n_workers=2"), Path.cwd())
     victim = _wait_for_trial_in_progress(name, optuna_url, first)
     second = _start(_server_args(optuna_url, mlflow_http.url, name, n_trials), Path.cwd())
@@ -189,7 +213,7 @@ def _all_epochs_recorded(client: MlflowClient, study_name: str, epochs: int) -> 
 
 
 def test_mlflow_server_restart_loses_no_metric(optuna_url, mlflow_http):
-    name, n_trials = "mlflow-restart", 4
+    name, n_trials = "mlflow-restart", 3
     process = _start(_server_args(optuna_url, mlflow_http.url, name, n_trials, "sweep.n_workers=2"), Path.cwd())
     _wait_for_trial_in_progress(name, optuna_url, process)
     mlflow_http.restart()  # down for the ~20 s a server takes to come back on 2 cores
@@ -197,11 +221,11 @@ def test_mlflow_server_restart_loses_no_metric(optuna_url, mlflow_http):
     assert process.returncode == 0, output[-3000:]
     client = MlflowClient(mlflow_http.url)
     check_exactly_once(optuna.load_study(study_name=name, storage=optuna_url), client, n_trials, lost=[])
-    _all_epochs_recorded(client, name, epochs=40)
+    _all_epochs_recorded(client, name, epochs=EPOCHS)
 
 
 def test_postgres_restart_workers_reconnect(optuna_url, mlflow_http, pg):
-    name, n_trials = "pg-restart", 4
+    name, n_trials = "pg-restart", 3
     process = _start(_server_args(optuna_url, mlflow_http.url, name, n_trials, "sweep.n_workers=2"), Path.cwd())
     _wait_for_trial_in_progress(name, optuna_url, process)
     pg.restart()  # the study and MLflow's own database go away together
@@ -211,7 +235,7 @@ def test_postgres_restart_workers_reconnect(optuna_url, mlflow_http, pg):
     assert process.returncode == 0, output[-3000:]
     client = MlflowClient(mlflow_http.url)
     check_exactly_once(optuna.load_study(study_name=name, storage=optuna_url), client, n_trials, lost=[])
-    _all_epochs_recorded(client, name, epochs=40)
+    _all_epochs_recorded(client, name, epochs=EPOCHS)
 
 
 def test_mlflow_server_that_stays_down_fails_the_sweep_naming_it(optuna_url, mlflow_http):
