@@ -46,8 +46,6 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # urllib3 warns at each of MLflow's retries; our tracker says it once, with the outcome.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=r"Argument ``heartbeat_interval`` is an experimental feature")
-    warnings.filterwarnings("ignore", message=r"Argument ``grace_period`` is an experimental feature")
 
 
 def run(cfg: DictConfig) -> int:

@@ -92,20 +92,33 @@ def _next_trial(study: optuna.Study, n_trials: int, lock: SweepLock, recovery: R
         return trial, False
 
 
-def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> None:
+def _tell(study: optuna.Study, trial: optuna.Trial, **outcome) -> bool:
+    """Records the trial's outcome; False when the sampler asks the study to stop (the
+    grid sampler does, once every grid point ran)."""
+    try:
+        patient(lambda: study.tell(trial, **outcome), "recording a trial")
+    except RuntimeError as err:
+        # Study.stop() outside Study.optimize raises; the outcome is stored before it.
+        if "Study.stop" not in str(err):
+            raise
+        return False
+    return True
+
+
+def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> bool:
+    """Runs one trial; False when the sampler has nothing left to try."""
     with Heartbeat(study, trial):
         try:
             value = objective(trial)
         except optuna.TrialPruned:
-            patient(lambda: study.tell(trial, state=TrialState.PRUNED), "recording a pruned trial")
+            return _tell(study, trial, state=TrialState.PRUNED)
         except BaseException as err:
             # Marked so that recovery tells it from a trial whose worker died.
             key = "interrupted" if isinstance(err, KeyboardInterrupt) else "error"
             patient(lambda: trial.set_user_attr(key, f"{type(err).__name__}: {err}"[:500]), "marking a trial")
-            patient(lambda: study.tell(trial, state=TrialState.FAIL), "failing a trial")
+            _tell(study, trial, state=TrialState.FAIL)
             raise
-        else:
-            patient(lambda: study.tell(trial, value), "recording a trial")
+        return _tell(study, trial, values=value)
 
 
 def run_trials(study: optuna.Study, objective, n_trials: int, lock: SweepLock, recovery: Recovery,
@@ -126,8 +139,10 @@ def run_trials(study: optuna.Study, objective, n_trials: int, lock: SweepLock, r
         if trial is None:
             time.sleep(POLL_SECONDS)
         else:
-            _run_one(study, objective, trial)
             ran += 1
+            if not _run_one(study, objective, trial):
+                log.info("the sampler has tried everything it can; this worker stops")
+                break
         if progress is not None:
             progress(counts(study)["counted"])
     if progress is not None:
@@ -199,6 +214,6 @@ def run_pool(config: Config, parent_id: str, study: optuna.Study,
                 p.kill()
         raise
     codes = [p.exitcode for p in workers]
-    if counts(study)["counted"] < sweep.n_trials:
+    if counts(study)["counted"] < sweep.n_trials and any(codes):  # all 0: the sampler ran out (grid)
         raise WorkersFailed(f"sweep.n_workers: all {len(workers)} workers stopped (exit codes {codes}) before "
                             f"{sweep.n_trials} trials were counted; run the same command again to resume")
