@@ -1,7 +1,7 @@
 """gradsweep benchmarks: each result is a ratio against a baseline measured in the same run.
 
-    python -m benchmarks.bench                 # full sizes (a few minutes on 2 cores)
-    python -m benchmarks.bench --epochs 3 --repeats 1   # a quick check
+    python -m benchmarks.bench                 # full sizes (about 15 minutes on 2 cores)
+    python -m benchmarks.bench --epochs 3 --repeats 1 --trials 2   # a quick check
 
 Results (medians over --repeats):
 1. overhead: steady epoch of gradsweep's instrumented model (gradient statistics for
@@ -10,6 +10,10 @@ Results (medians over --repeats):
 2. trial: one complete gradsweep run of the tutorial's vanishing model (statistics,
    probes, verdict, MLflow logging into a fresh SQLite store, artifacts) / the tutorial's
    own `model.fit(X_train, y_train, epochs=N)` on NumPy arrays. Goal <= 0.5.
+3. workers: sweep throughput (trials per minute) of `python -m gradsweep +sweep=smoke`
+   with N workers (`sweep.n_workers=N`, N = --workers, default this machine's cores) /
+   N x the throughput of 1 worker, both on the same N cores (CPU, default thread pools
+   for N cores: N threads for 1 worker, 1 each for N workers). Goal >= 0.8.
 
 The data is the tutorial's credit card data when --data-dir has it, else random data of
 the same shape (2196 x 18): the timings depend on the shape, not the values.
@@ -18,8 +22,11 @@ the same shape (2196 x 18): the timings depend on the shape, not the values.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,14 +36,17 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from gradsweep.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig  # noqa: E402
 from gradsweep.data import Dataset, load  # noqa: E402
 from gradsweep.model import build_model  # noqa: E402
+from gradsweep.search import make_storage  # noqa: E402
 from gradsweep.tracking import Tracker  # noqa: E402
 from gradsweep.trial import run_recorded  # noqa: E402
 from gradsweep.training import _pipeline, seed_everything  # noqa: E402
+from gradsweep.worker import COUNTED  # noqa: E402
 
 VANISHING = ModelConfig(activation="sigmoid", depth=10, width=10, init="glorot_uniform")
 
@@ -121,23 +131,95 @@ def trial(data: Dataset, epochs: int, repeats: int) -> tuple[float, float]:
     return statistics.median(tutorial), statistics.median(ours)
 
 
+def _cores(n: int) -> list[int]:
+    """``n`` of this process's cores to pin a sweep to; [] (no pinning) when it has no
+    more than ``n`` or the platform cannot pin."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return available[:n] if len(available) > n else []
+
+
+def _sweep(folder: Path, name: str, n_workers: int, cores: int, n_trials: int, epochs: int,
+           threads: int = 0) -> dict:
+    """One smoke sweep as users run it (its own process, spawned workers), on ``cores``
+    cores: trials per minute, wall time and the time to its first trial.
+
+    Throughput is counted trials / (first trial's start to last trial's end), from the
+    study's own timestamps: it excludes the process's start-up (imports, stores, spawning
+    and importing TensorFlow in each worker) and the closing report, fixed costs that
+    would make the result depend on the sweep's length; it includes every gap between
+    trials (the sweep lock, the study's bookkeeping), a late worker's first trial and the
+    workers left idle at the end. The start-up is reported beside it (to first trial).
+    ``threads``: TensorFlow threads per worker; 0 = what ``threads=0`` picks on ``cores`` cores.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    journal = folder / f"{name}.journal"
+    command = [sys.executable, "-m", "gradsweep", "+sweep=smoke", f"sweep.name={name}",
+               f"sweep.n_workers={n_workers}", f"sweep.n_trials={n_trials}", f"train.epochs={epochs}",
+               # The result is about cores: on a GPU machine the workers still train on the CPU.
+               "device=cpu", f"threads={threads or max(1, cores // n_workers)}",
+               f"tracking.uri=sqlite:///{folder}/mlflow.db", f"tracking.artifacts={folder}/artifacts",
+               f"sweep.storage={journal}"]
+    pin = _cores(cores)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    launched, start = datetime.datetime.now(), time.perf_counter()  # Optuna stamps trials in local time
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
+                          preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    trials = optuna.load_study(study_name=name, storage=make_storage(str(journal))).get_trials(states=COUNTED)
+    first = min(t.datetime_start for t in trials)
+    window = (max(t.datetime_complete for t in trials) - first).total_seconds()
+    return {"per_min": 60 * len(trials) / window, "wall": wall, "to_first": (first - launched).total_seconds()}
+
+
+def workers(n_workers: int, n_trials: int, epochs: int, repeats: int) -> tuple[dict, dict]:
+    """Result 3: (1 worker, ``n_workers`` workers), medians of each measure."""
+    variants: tuple[list[dict], list[dict]] = ([], [])
+    with tempfile.TemporaryDirectory() as tmp:
+        # One MLflow store, its schema made here, before any clock starts.
+        Tracker(TrackingConfig(uri=f"sqlite:///{tmp}/mlflow.db", artifacts=f"{tmp}/artifacts"))
+        for r in range(repeats):
+            for i, n in enumerate((1, n_workers)):  # interleaved, so drift hits both alike
+                variants[i].append(_sweep(Path(tmp), f"bench-{i}-w{n}-r{r}", n, n_workers, n_trials, epochs))
+    one, many = ({k: statistics.median(run[k] for run in runs) for k in runs[0]} for runs in variants)
+    return one, many
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100, help="epochs per fit (default 100, as the tutorial)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
     parser.add_argument("--data-dir", default="../shared/data/credit_card", help="folder of the Kaggle CSVs")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="N for result 3: workers, and the cores both variants run on (default: all cores)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="trials per sweep in result 3 (default: max(20, 4 x N), a multiple of N)")
     args = parser.parse_args(argv)
+    if args.workers < 1 or (args.trials is not None and args.trials < 1):
+        parser.error("--workers and --trials must be >= 1")
+    n_trials = args.trials or -(-max(20, 4 * args.workers) // args.workers) * args.workers
+    sweep_epochs = max(2, args.epochs // 10)  # a trial of the smoke sweep takes a few seconds
     data = _data(args.data_dir)
     print(f"data: {len(data.x_train)} x {data.x_train.shape[1]}, epochs {args.epochs}, repeats {args.repeats}, "
           f"TensorFlow {tf.__version__}, devices {[d.device_type for d in tf.config.list_logical_devices()]}")
     rows = []
     base, ours = overhead(data, max(args.epochs // 4, 3), args.repeats)
-    rows.append(("1 gradient statistics", "steady epoch", base, ours, "<= 1.05"))
+    rows.append(("1 gradient statistics", "steady epoch s", base, ours, "<= 1.05"))
     base, ours = trial(data, args.epochs, args.repeats)
-    rows.append(("2 full trial vs tutorial fit", "wall", base, ours, "<= 0.50"))
-    print(f"{'result':32} {'measure':13} {'baseline s':>11} {'gradsweep s':>12} {'ratio':>7}  goal")
+    rows.append(("2 full trial vs tutorial fit", "wall s", base, ours, "<= 0.50"))
+    n = args.workers
+    one, many = workers(n, n_trials, sweep_epochs, args.repeats)
+    print(f"sweep: smoke, {n_trials} trials of {sweep_epochs} epochs, on {n} cores (CPU)")
+    for label, m in ((f"1 worker, {n} thread{'s' * (n > 1)}", one), (f"{n} workers, 1 thread each", many)):
+        print(f"  {label}: {m['per_min']:.2f} trials/min, {m['to_first']:.1f} s to the first trial, "
+              f"wall {m['wall']:.1f} s")
+    # Baseline: N x one worker's throughput, perfect scaling; higher is better here.
+    rows.append((f"3 sweep, {n} workers vs {n} x 1", "trials/min", n * one["per_min"], many["per_min"], ">= 0.80"))
+    print(f"{'result':32} {'measure':14} {'baseline':>11} {'gradsweep':>12} {'ratio':>7}  goal")
     for name, what, b, o, goal in rows:
-        print(f"{name:32} {what:13} {b:11.4f} {o:12.4f} {o / b:7.3f}  {goal}")
+        print(f"{name:32} {what:14} {b:11.4f} {o:12.4f} {o / b:7.3f}  {goal}")
     return 0
 
 
