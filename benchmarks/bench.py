@@ -1,7 +1,8 @@
 """gradsweep benchmarks: each result is a ratio against a baseline measured in the same run.
 
-    python -m benchmarks.bench                 # full sizes (about 15 minutes on 2 cores)
-    python -m benchmarks.bench --epochs 3 --repeats 1 --trials 2   # a quick check
+    python -m benchmarks.bench                 # full sizes (about 30 minutes on 2 cores)
+    python -m benchmarks.bench --epochs 3 --repeats 1 --trials 2 --prune-trials 4 --memory-trials 4
+    python -m benchmarks.bench --only 4 5      # some results only
 
 Results (medians over --repeats):
 1. overhead: steady epoch of gradsweep's instrumented model (gradient statistics for
@@ -14,6 +15,14 @@ Results (medians over --repeats):
    with N workers (`sweep.n_workers=N`, N = --workers, default this machine's cores) /
    N x the throughput of 1 worker, both on the same N cores (CPU, default thread pools
    for N cores: N threads for 1 worker, 1 each for N workers). Goal >= 0.8.
+4. pruning: wall time of `+sweep=exploding` (--prune-trials trials) with a median
+   pruner / without, both on the same points (a seeded random sampler), and whether
+   each region of the map (categoricals x thirds of each numeric range) keeps its
+   regime. Goal <= 0.6 with the same regimes.
+5. fixed cost: where a tiny trial's time goes (build, first epoch with tracing, MLflow
+   set-up and logging, verdict and artifacts, the rest), the sweep report, and resident
+   memory after 1, N/4 and N trials (--memory-trials) in one worker. Goal: memory after
+   N within 10 % of memory after N/4.
 
 The data is the tutorial's credit card data when --data-dir has it, else random data of
 the same shape (2196 x 18): the timings depend on the shape, not the values.
@@ -22,7 +31,9 @@ the same shape (2196 x 18): the timings depend on the shape, not the values.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
+import math
 import os
 import statistics
 import subprocess
@@ -39,7 +50,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from gradsweep.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig  # noqa: E402
+from gradsweep.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, to_config  # noqa: E402
 from gradsweep.data import Dataset, load  # noqa: E402
 from gradsweep.model import build_model  # noqa: E402
 from gradsweep.search import make_storage  # noqa: E402
@@ -138,10 +149,9 @@ def _cores(n: int) -> list[int]:
     return available[:n] if len(available) > n else []
 
 
-def _sweep(folder: Path, name: str, n_workers: int, cores: int, n_trials: int, epochs: int,
-           threads: int = 0) -> dict:
-    """One smoke sweep as users run it (its own process, spawned workers), on ``cores``
-    cores: trials per minute, wall time and the time to its first trial.
+def _sweep(folder: Path, name: str, overrides: list[str], cores: int) -> dict:
+    """One sweep as users run it (its own process, spawned workers) on ``cores`` cores:
+    trials per minute, wall time, the time to its first trial and its trials.
 
     Throughput is counted trials / (first trial's start to last trial's end), from the
     study's own timestamps: it excludes the process's start-up (imports, stores, spawning
@@ -149,15 +159,12 @@ def _sweep(folder: Path, name: str, n_workers: int, cores: int, n_trials: int, e
     would make the result depend on the sweep's length; it includes every gap between
     trials (the sweep lock, the study's bookkeeping), a late worker's first trial and the
     workers left idle at the end. The start-up is reported beside it (to first trial).
-    ``threads``: TensorFlow threads per worker; 0 = what ``threads=0`` picks on ``cores`` cores.
     """
     folder.mkdir(parents=True, exist_ok=True)
     journal = folder / f"{name}.journal"
-    command = [sys.executable, "-m", "gradsweep", "+sweep=smoke", f"sweep.name={name}",
-               f"sweep.n_workers={n_workers}", f"sweep.n_trials={n_trials}", f"train.epochs={epochs}",
-               # The result is about cores: on a GPU machine the workers still train on the CPU.
-               "device=cpu", f"threads={threads or max(1, cores // n_workers)}",
-               f"tracking.uri=sqlite:///{folder}/mlflow.db", f"tracking.artifacts={folder}/artifacts",
+    command = [sys.executable, "-m", "gradsweep", *overrides, f"sweep.name={name}",
+               # The results are about cores: on a GPU machine the trials still train on the CPU.
+               "device=cpu", f"tracking.uri=sqlite:///{folder}/mlflow.db", f"tracking.artifacts={folder}/artifacts",
                f"sweep.storage={journal}"]
     pin = _cores(cores)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
@@ -171,7 +178,15 @@ def _sweep(folder: Path, name: str, n_workers: int, cores: int, n_trials: int, e
     trials = optuna.load_study(study_name=name, storage=make_storage(str(journal))).get_trials(states=COUNTED)
     first = min(t.datetime_start for t in trials)
     window = (max(t.datetime_complete for t in trials) - first).total_seconds()
-    return {"per_min": 60 * len(trials) / window, "wall": wall, "to_first": (first - launched).total_seconds()}
+    return {"per_min": 60 * len(trials) / window, "wall": wall, "to_first": (first - launched).total_seconds(),
+            "trials": trials}
+
+
+def _smoke(n_workers: int, cores: int, n_trials: int, epochs: int) -> list[str]:
+    """The smoke sweep with ``n_workers`` workers sharing ``cores`` cores (``threads=0``'s
+    choice, written out so that it does not depend on the machine's core count)."""
+    return ["+sweep=smoke", f"sweep.n_workers={n_workers}", f"sweep.n_trials={n_trials}", f"train.epochs={epochs}",
+            f"threads={max(1, cores // n_workers)}"]
 
 
 def workers(n_workers: int, n_trials: int, epochs: int, repeats: int) -> tuple[dict, dict]:
@@ -182,41 +197,183 @@ def workers(n_workers: int, n_trials: int, epochs: int, repeats: int) -> tuple[d
         Tracker(TrackingConfig(uri=f"sqlite:///{tmp}/mlflow.db", artifacts=f"{tmp}/artifacts"))
         for r in range(repeats):
             for i, n in enumerate((1, n_workers)):  # interleaved, so drift hits both alike
-                variants[i].append(_sweep(Path(tmp), f"bench-{i}-w{n}-r{r}", n, n_workers, n_trials, epochs))
-    one, many = ({k: statistics.median(run[k] for run in runs) for k in runs[0]} for runs in variants)
+                variants[i].append(_sweep(Path(tmp), f"bench-{i}-w{n}-r{r}", _smoke(n, n_workers, n_trials, epochs),
+                                          n_workers))
+    one, many = ({k: statistics.median(run[k] for run in runs) for k in ("per_min", "wall", "to_first")}
+                 for runs in variants)
     return one, many
+
+
+def _compose(overrides: list[str]) -> Config:
+    from hydra import compose, initialize_config_dir
+
+    from gradsweep.cli import config_dir
+    from gradsweep.config import register
+
+    register()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3", job_name="bench"):
+        return to_config(compose(config_name="config", overrides=overrides))
+
+
+def _cell(params: dict, space: dict, bins: int) -> tuple:
+    """The map region of a trial: its value of each categorical dimension, and which of
+    ``bins`` equal parts (on a log scale where the dimension is log) of each numeric one."""
+    key = []
+    for name, spec in space.items():
+        value = params[name]
+        if spec.type == "categorical":
+            key.append(str(value))
+            continue
+        low, high, x = float(spec.low), float(spec.high), float(value)
+        if spec.log:
+            low, high, x = math.log(low), math.log(high), math.log(x)
+        key.append(min(bins - 1, int((x - low) / (high - low) * bins)))
+    return tuple(key)
+
+
+def _regime_per_cell(trials, space: dict, bins: int) -> dict:
+    """The most frequent regime of each region (ties: the lower trial number's)."""
+    cells: dict = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        cells.setdefault(_cell(t.params, space, bins), collections.Counter())[t.user_attrs.get("regime")] += 1
+    return {cell: counter.most_common(1)[0][0] for cell, counter in cells.items()}
+
+
+PRUNER = ["sweep.pruner=median", "+sweep.pruner_options.n_startup_trials=8", "+sweep.pruner_options.n_warmup_steps=3"]
+
+
+def pruning(n_trials: int, cores: int, bins: int = 3) -> dict:
+    """Result 4: the exploding sweep with and without a median pruner, on the same
+    points (a seeded random sampler, which does not read the results), so regimes can
+    be compared trial by trial and region by region."""
+    same = ["+sweep=exploding", f"sweep.n_trials={n_trials}", "sweep.sampler=random",
+            "~sweep.sampler_options.n_startup_trials", f"threads={cores}"]
+    space = _compose(same).sweep.params()
+    with tempfile.TemporaryDirectory() as tmp:
+        Tracker(TrackingConfig(uri=f"sqlite:///{tmp}/mlflow.db", artifacts=f"{tmp}/artifacts"))
+        _sweep(Path(tmp), "bench-warm-up", _smoke(1, cores, 1, 2), cores)  # the first start reads from disk
+        plain = _sweep(Path(tmp), "bench-unpruned", same + ["sweep.pruner=none"], cores)
+        pruned = _sweep(Path(tmp), "bench-pruned", same + PRUNER, cores)
+    by_number = {t.number: t.user_attrs.get("regime") for t in plain["trials"]}
+    same_trials = sum(by_number.get(t.number) == t.user_attrs.get("regime") for t in pruned["trials"])
+    cells_plain, cells_pruned = (_regime_per_cell(run["trials"], space, bins) for run in (plain, pruned))
+    shared = cells_plain.keys() & cells_pruned.keys()
+    return {"plain": plain, "pruned": pruned, "n_pruned": sum(t.state.name == "PRUNED" for t in pruned["trials"]),
+            "same_trials": same_trials, "n_trials": len(pruned["trials"]),
+            "same_cells": sum(cells_plain[c] == cells_pruned[c] for c in shared), "cells": len(shared),
+            "changed": sorted((cells_plain[c], cells_pruned[c]) for c in shared if cells_plain[c] != cells_pruned[c])}
+
+
+def _rss_mib() -> float:
+    """This process's resident memory now (Linux), else its peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fixed_costs(n_trials: int, marks: tuple[int, ...]) -> dict:
+    """Result 5: trials of the smoke sweep (2 epochs of a tiny model: nearly all fixed
+    cost) run one after another in this process, as a worker runs them: where each
+    trial's time goes (medians over trials 2..N), the sweep report, and resident memory
+    after each of ``marks`` trials."""
+    from gradsweep.coordination import Recovery, SweepLock
+    from gradsweep.report import build as build_report
+    from gradsweep.sweep import Objective
+    from gradsweep.worker import run_trials
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = _compose(["+sweep=smoke", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+                           f"tracking.artifacts={tmp}/artifacts", f"sweep.storage={tmp}/study.journal"])
+        tracker = Tracker(config.tracking)
+        parent = tracker.start_run("bench-fixed-costs", {})
+        study = optuna.create_study(study_name="bench", storage=make_storage(config.sweep.storage),
+                                    sampler=optuna.samplers.RandomSampler(seed=0))
+        objective = Objective(config, load(config.data), tracker, parent)
+        lock, recovery = SweepLock(config.sweep.storage, "bench"), Recovery(0, lambda trial: None)
+        memory = {}
+        for mark in sorted(set(marks) | {n_trials}):
+            run_trials(study, objective, mark, lock, recovery)  # the worker's loop, up to `mark` trials
+            memory[mark] = _rss_mib()
+        start = time.perf_counter()
+        build_report(study, Path(tmp) / "report")
+        report = time.perf_counter() - start
+        parent.finish()
+        trials = study.get_trials(states=COUNTED)[1:]
+    parts = collections.defaultdict(list)
+    for t in trials:
+        seconds = dict(t.user_attrs.get("seconds", {}))
+        seconds.pop("train", None)  # its parts are listed
+        total = (t.datetime_complete - t.datetime_start).total_seconds()
+        seconds["other"] = total - sum(seconds.values())  # Optuna's bookkeeping, ending the run
+        seconds["trial"] = total
+        for k, v in seconds.items():
+            parts[k].append(v)
+    return {"parts": {k: statistics.median(v) for k, v in parts.items()}, "report": report, "memory": memory}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100, help="epochs per fit (default 100, as the tutorial)")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of results 1-3 (median)")
     parser.add_argument("--data-dir", default="../shared/data/credit_card", help="folder of the Kaggle CSVs")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="N for result 3: workers, and the cores both variants run on (default: all cores)")
     parser.add_argument("--trials", type=int, default=None,
                         help="trials per sweep in result 3 (default: max(20, 4 x N), a multiple of N)")
+    parser.add_argument("--prune-trials", type=int, default=64, help="trials per sweep in result 4")
+    parser.add_argument("--memory-trials", type=int, default=200, help="trials in result 5")
+    parser.add_argument("--only", type=int, nargs="+", choices=range(1, 6), default=list(range(1, 6)),
+                        metavar="N", help="results to measure (default: all five)")
     args = parser.parse_args(argv)
-    if args.workers < 1 or (args.trials is not None and args.trials < 1):
-        parser.error("--workers and --trials must be >= 1")
+    if min(args.workers, args.prune_trials, args.memory_trials, args.trials or 1) < 1:
+        parser.error("--workers, --trials, --prune-trials and --memory-trials must be >= 1")
     n_trials = args.trials or -(-max(20, 4 * args.workers) // args.workers) * args.workers
     sweep_epochs = max(2, args.epochs // 10)  # a trial of the smoke sweep takes a few seconds
     data = _data(args.data_dir)
     print(f"data: {len(data.x_train)} x {data.x_train.shape[1]}, epochs {args.epochs}, repeats {args.repeats}, "
           f"TensorFlow {tf.__version__}, devices {[d.device_type for d in tf.config.list_logical_devices()]}")
     rows = []
-    base, ours = overhead(data, max(args.epochs // 4, 3), args.repeats)
-    rows.append(("1 gradient statistics", "steady epoch s", base, ours, "<= 1.05"))
-    base, ours = trial(data, args.epochs, args.repeats)
-    rows.append(("2 full trial vs tutorial fit", "wall s", base, ours, "<= 0.50"))
+    if 1 in args.only:
+        base, ours = overhead(data, max(args.epochs // 4, 3), args.repeats)
+        rows.append(("1 gradient statistics", "steady epoch s", base, ours, "<= 1.05"))
+    if 2 in args.only:
+        base, ours = trial(data, args.epochs, args.repeats)
+        rows.append(("2 full trial vs tutorial fit", "wall s", base, ours, "<= 0.50"))
     n = args.workers
-    one, many = workers(n, n_trials, sweep_epochs, args.repeats)
-    print(f"sweep: smoke, {n_trials} trials of {sweep_epochs} epochs, on {n} cores (CPU)")
-    for label, m in ((f"1 worker, {n} thread{'s' * (n > 1)}", one), (f"{n} workers, 1 thread each", many)):
-        print(f"  {label}: {m['per_min']:.2f} trials/min, {m['to_first']:.1f} s to the first trial, "
-              f"wall {m['wall']:.1f} s")
-    # Baseline: N x one worker's throughput, perfect scaling; higher is better here.
-    rows.append((f"3 sweep, {n} workers vs {n} x 1", "trials/min", n * one["per_min"], many["per_min"], ">= 0.80"))
+    if 3 in args.only:
+        one, many = workers(n, n_trials, sweep_epochs, args.repeats)
+        print(f"3: sweep smoke, {n_trials} trials of {sweep_epochs} epochs, on {n} cores (CPU)")
+        for label, m in ((f"1 worker, {n} thread{'s' * (n > 1)}", one), (f"{n} workers, 1 thread each", many)):
+            print(f"  {label}: {m['per_min']:.2f} trials/min, {m['to_first']:.1f} s to the first trial, "
+                  f"wall {m['wall']:.1f} s")
+        # Baseline: N x one worker's throughput, perfect scaling; higher is better here.
+        rows.append((f"3 sweep, {n} workers vs {n} x 1", "trials/min", n * one["per_min"], many["per_min"], ">= 0.80"))
+    if 4 in args.only:
+        r = pruning(args.prune_trials, n)
+        print(f"4: sweep exploding, {r['n_trials']} trials (same points), {' '.join(PRUNER)}: "
+              f"{r['n_pruned']} pruned; same regime in {r['same_cells']}/{r['cells']} regions and "
+              f"{r['same_trials']}/{r['n_trials']} trials; trials alone {r['plain']['per_min']:.1f} vs "
+              f"{r['pruned']['per_min']:.1f} per minute")
+        for before, after in r["changed"]:
+            print(f"  region changed: {before} -> {after}")
+        rows.append(("4 pruned vs unpruned sweep", "wall s", r["plain"]["wall"], r["pruned"]["wall"], "<= 0.60"))
+    if 5 in args.only:
+        marks = tuple(sorted({1, max(1, args.memory_trials // 4), args.memory_trials}))
+        r = fixed_costs(args.memory_trials, marks)
+        parts = r["parts"]
+        print("5: a smoke-sweep trial in one worker, median s: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])))
+        print(f"  sweep report: {r['report']:.1f} s for {args.memory_trials} trials; resident memory "
+              + ", ".join(f"{v:.0f} MiB after {k}" for k, v in r["memory"].items()))
+        rows.append((f"5 memory, {marks[-1]} vs {marks[-2] if len(marks) > 1 else 1} trials", "RSS MiB",
+                     r["memory"][marks[-2] if len(marks) > 1 else 1], r["memory"][marks[-1]], "<= 1.10"))
     print(f"{'result':32} {'measure':14} {'baseline':>11} {'gradsweep':>12} {'ratio':>7}  goal")
     for name, what, b, o, goal in rows:
         print(f"{name:32} {what:14} {b:11.4f} {o:12.4f} {o / b:7.3f}  {goal}")

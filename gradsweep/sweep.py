@@ -237,7 +237,8 @@ def _record_on_trial(trial: optuna.Trial, recorded: Recorded) -> None:
     attrs = {"metrics": {k: v for k, v in result.final.items() if k in HEADLINE and math.isfinite(v)},
              "diverged": result.diverged, "stop_reason": result.stop_reason, "regime": verdict.regime,
              "regime.detail": verdict.detail, "regime.evidence": verdict.summary,
-             "regime.facts": {k: v for k, v in verdict.facts.items() if math.isfinite(v)}}
+             "regime.facts": {k: v for k, v in verdict.facts.items() if math.isfinite(v)},
+             "seconds": {k: round(v, 4) for k, v in recorded.timings.items()}}
     if recorded.theory is not None:
         attrs["theory.chi1"] = recorded.theory.chi1
     if "measured/chi1" in result.init:

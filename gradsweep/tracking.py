@@ -1,7 +1,9 @@
 """MLflow recording: one parent run per sweep, one nested run per trial.
 
 Everything goes through an explicit :class:`mlflow.MlflowClient` (no global active run),
-metrics one batch per epoch, so a run costs a few calls even over HTTP.
+metrics gathered for up to ``_METRICS_EVERY`` seconds into one batch (a call costs
+~60 ms on SQLite and over HTTP, more than a small model's epoch), so a run costs a few
+calls whatever its number of epochs.
 
 A tracking server may restart under a sweep. Each HTTP call gives up after a few
 seconds (MLflow's own retries, sized in :func:`size_http_retries`); a batch that still
@@ -27,7 +29,9 @@ from gradsweep.config import TrackingConfig, redact
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+_BATCH = 1000  # MLflow's limit of entities (metrics, params and tags) per log_batch call
+_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # and of each kind
+_METRICS_EVERY = 3.0  # seconds metrics may wait, to go out together in one call
 _PARAM_LEN = 6000
 _RETRY_EVERY = 5.0  # seconds between attempts to reach a server that went away
 
@@ -204,11 +208,30 @@ class Run:
         self.client, self.id = client, run_id
         self.link = link or _Link(client.tracking_uri, 60.0)
         self._pending: List[dict] = []
+        self._oldest = 0.0  # when the oldest kept batch was made
         self._next_try = 0.0
 
-    def _send(self, **batch: Any) -> None:
+    def _send(self, wait: bool = False, **batch: Any) -> None:
+        if not self._pending:
+            self._oldest = time.monotonic()
         self._pending.append(batch)
-        self._flush()
+        if not wait or time.monotonic() - self._oldest >= _METRICS_EVERY:
+            self._flush()
+
+    def _next_batch(self) -> tuple[dict, int]:
+        """The kept batches, oldest first, merged into one call within MLflow's limits:
+        (the call's batch, how many kept batches it holds)."""
+        merged: Dict[str, list] = {}
+        taken = 0
+        for batch in self._pending:
+            sizes = {k: len(merged.get(k, ())) + len(v) for k, v in batch.items()}
+            if taken and (sum(len(v) for v in merged.values()) + sum(len(v) for v in batch.values()) > _BATCH
+                          or any(n > _LIMITS[k] for k, n in sizes.items())):
+                break
+            for kind, items in batch.items():
+                merged.setdefault(kind, []).extend(items)
+            taken += 1
+        return merged, taken
 
     def _flush(self, force: bool = False) -> None:
         """Sends the kept batches in order; while the server is away, tries again at most
@@ -221,14 +244,15 @@ class Run:
             return
         while self._pending:
             self.link.check(f"logging to run {self.id}")
+            batch, taken = self._next_batch()
             try:
-                self.client.log_batch(self.id, **self._pending[0])
+                self.client.log_batch(self.id, **batch)
             except Exception as err:
                 self.link.failed(err, f"logging to run {self.id}")
                 self._next_try = time.monotonic() + _RETRY_EVERY
                 return
             self.link.answered()
-            self._pending.pop(0)
+            del self._pending[:taken]
 
     def log_params(self, params: Dict[str, Any]) -> None:
         items = [Param(k, str(v)[:_PARAM_LEN]) for k, v in params.items()]
@@ -239,11 +263,12 @@ class Run:
         self._send(tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Dict[str, float], step: int) -> None:
-        """Logs a dict of metrics at ``step`` in as few calls as MLflow allows."""
+        """Logs a dict of metrics at ``step``; they go out with the next params or tags,
+        at the end of the run, or once metrics have waited ``_METRICS_EVERY`` seconds."""
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         for i in range(0, len(items), _BATCH):
-            self._send(metrics=items[i:i + _BATCH])
+            self._send(wait=True, metrics=items[i:i + _BATCH])
 
     def log_artifacts(self, folder: Path, artifact_path: Optional[str] = None) -> None:
         self.link.call(lambda: self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -60,12 +61,15 @@ def epoch_table(result: TrainResult) -> pd.DataFrame:
 
 @dataclass
 class Recorded:
-    """A finished, recorded training: what it measured, its verdict and its MLflow run."""
+    """A finished, recorded training: what it measured, its verdict, its MLflow run and
+    where its time went (``run_setup``, ``train`` and its parts from
+    :attr:`TrainResult.timings`, ``verdict_artifacts``, ``logging``), in seconds."""
 
     result: TrainResult
     verdict: Verdict
     theory: Optional[Prediction]
     run: Run
+    timings: Dict[str, float] = field(default_factory=dict)
 
 
 def theory_for(config: Config) -> Optional[Prediction]:
@@ -90,7 +94,6 @@ def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed:
     (folder / "regime.json").write_text(verdict.to_json())
     table = epoch_table(result)
     table.to_csv(folder / "epochs.csv", index=False)
-    plots.curves(table[table["epoch"] > 0], folder / "curves.png")
     plots.gradient_flow(table, layer_names(config.model), folder / "gradient_flow.png")
     replay = asdict(config)
     replay["train"]["seed"] = seed  # `gradsweep rerun` trains with exactly this seed
@@ -107,6 +110,15 @@ def run_recorded(config: Config, data: Dataset, seed: int, tracker: Tracker, nam
     Args:
         on_start: called with the new run before training (e.g. to link it to Optuna).
     """
+    clock = time.perf_counter()
+    timings: Dict[str, float] = {}
+
+    def lap(what: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[what] = timings.get(what, 0.0) + now - clock
+        clock = now
+
     run = tracker.start_run(name, {**tags, "seed": str(seed), "data.digest": data.digest},
                             parent_id=parent.id if parent else None)
     status = "FAILED"
@@ -114,26 +126,32 @@ def run_recorded(config: Config, data: Dataset, seed: int, tracker: Tracker, nam
         run.log_params({**flatten(config), "seed": seed})
         if on_start is not None:
             on_start(run)
+        lap("run_setup")
 
         def log_epoch(epoch: int, metrics: Dict[str, float]) -> bool:
             run.log_metrics(metrics, step=epoch)
             return False
 
         result = train(config, data, seed, [log_epoch, *listeners])
+        lap("train")
         theory = theory_for(config)
         verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
-        step0 = {**result.init, "train_seconds": result.seconds}
+        with tempfile.TemporaryDirectory() as tmp:
+            write_artifacts(config, result, verdict, seed, Path(tmp))
+            run.log_artifacts(Path(tmp))
+        lap("verdict_artifacts")
+        timings.update(result.timings)
+        step0 = {**result.init, "train_seconds": result.seconds,
+                 **{f"time/{k}": v for k, v in timings.items() if k != "train"}}
         if theory is not None:
             step0.update({"theory/chi1": theory.chi1, "theory/sigma_w2": theory.sigma_w2})
         run.log_metrics(step0, step=0)
         run.set_tags({"stop_reason": result.stop_reason, "diverged": str(result.diverged).lower(),
                       **({"diverged_epoch": result.diverged_epoch} if result.diverged else {}),
                       **_verdict_tags(verdict, theory, result)})
-        with tempfile.TemporaryDirectory() as tmp:
-            write_artifacts(config, result, verdict, seed, Path(tmp))
-            run.log_artifacts(Path(tmp))
+        lap("logging")  # what the epochs' metrics left to send goes out with the tags
         status = "FINISHED"
-        return Recorded(result, verdict, theory, run)
+        return Recorded(result, verdict, theory, run, timings)
     except KeyboardInterrupt:
         status = "KILLED"
         raise

@@ -72,7 +72,7 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
             assert len(client.get_metric_history(run.info.run_id, metric)) == SMOKE_EPOCHS
         assert math.isclose(run.data.metrics["val/loss"], trials[number].value, rel_tol=1e-6)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert artifacts == {"config.yaml", "curves.png", "epochs.csv", "gradient_flow.png", "regime.json"}
+        assert artifacts == {"config.yaml", "epochs.csv", "gradient_flow.png", "regime.json"}
         assert run.data.tags["regime"] in REGIMES and run.data.tags["regime.evidence"]
         assert trials[number].user_attrs["regime"] == run.data.tags["regime"]
         assert "theory/chi1" in run.data.metrics and run.data.tags["theory.phase"]

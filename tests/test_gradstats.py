@@ -65,6 +65,26 @@ def test_layer_names_are_stable_across_trials():
     assert layer_names(ModelConfig(widths=[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]))[-2:] == ["dense_10", "output"]
 
 
+def test_trials_in_one_process_do_not_keep_earlier_graphs():
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    config = _config()
+    data = load(config.data)
+
+    def graphs() -> int:
+        gc.collect()
+        return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+    train(config, data, seed=1)
+    after_one = graphs()
+    for seed in (2, 3, 4):
+        train(config, data, seed=seed)
+    # TensorFlow's gradient registry kept every trial's graphs (+~20 per trial here).
+    assert graphs() <= after_one
+
+
 def test_nan_loss_stops_training_and_keeps_the_trial_as_data():
     config = Config(data=DATA, model=ModelConfig(activation="linear", depth=4, width=16, init="random_normal",
                                                  init_std=5.0),
