@@ -178,7 +178,8 @@ def _sweep(folder: Path, name: str, overrides: list[str], cores: int) -> dict:
                           preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
+                           f"{done.stdout[-1500:]}{done.stderr[-3000:]}")
     trials = optuna.load_study(study_name=name, storage=make_storage(str(journal))).get_trials(states=COUNTED)
     first = min(t.datetime_start for t in trials)
     window = (max(t.datetime_complete for t in trials) - first).total_seconds()
@@ -342,13 +343,18 @@ def main(argv=None) -> int:
     data = _data(args.data_dir)
     print(f"data: {len(data.x_train)} x {data.x_train.shape[1]}, epochs {args.epochs}, repeats {args.repeats}, "
           f"TensorFlow {tf.__version__}, devices {[d.device_type for d in tf.config.list_logical_devices()]}")
-    rows = []
+    rows: list = []
+
+    def add(*row) -> None:  # printed at once too, so a long run shows what it has so far
+        rows.append(row)
+        print(_row(*row), flush=True)
+
     if 1 in args.only:
         base, ours = overhead(data, max(args.epochs // 4, 3), args.repeats)
-        rows.append(("1 gradient statistics", "steady epoch s", base, ours, "<= 1.05"))
+        add("1 gradient statistics", "steady epoch s", base, ours, "<= 1.05")
     if 2 in args.only:
         base, ours = trial(data, args.epochs, args.repeats)
-        rows.append(("2 full trial vs tutorial fit", "wall s", base, ours, "<= 0.50"))
+        add("2 full trial vs tutorial fit", "wall s", base, ours, "<= 0.50")
     n = args.workers
     if 3 in args.only:
         one, many = workers(n, n_trials, sweep_epochs, args.repeats)
@@ -357,7 +363,7 @@ def main(argv=None) -> int:
             print(f"  {label}: {m['per_min']:.2f} trials/min, {m['to_first']:.1f} s to the first trial, "
                   f"wall {m['wall']:.1f} s")
         # Baseline: N x one worker's throughput, perfect scaling; higher is better here.
-        rows.append((f"3 sweep, {n} workers vs {n} x 1", "trials/min", n * one["per_min"], many["per_min"], ">= 0.80"))
+        add(f"3 sweep, {n} workers vs {n} x 1", "trials/min", n * one["per_min"], many["per_min"], ">= 0.80")
     if 4 in args.only:
         r = pruning(args.prune_trials, n)
         print(f"4: sweep exploding, {r['n_trials']} trials (same points), pruner {r['pruner']} vs none: "
@@ -366,7 +372,7 @@ def main(argv=None) -> int:
               f"{r['pruned']['per_min']:.1f} per minute")
         for before, after in r["changed"]:
             print(f"  region changed: {before} -> {after}")
-        rows.append(("4 pruned vs unpruned sweep", "wall s", r["plain"]["wall"], r["pruned"]["wall"], "<= 0.60"))
+        add("4 pruned vs unpruned sweep", "wall s", r["plain"]["wall"], r["pruned"]["wall"], "<= 0.60")
     if 5 in args.only:
         marks = tuple(sorted({1, max(1, args.memory_trials // 4), args.memory_trials}))
         r = fixed_costs(args.memory_trials, marks)
@@ -375,12 +381,17 @@ def main(argv=None) -> int:
             f"{k} {v:.3f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])))
         print(f"  sweep report: {r['report']:.1f} s for {args.memory_trials} trials; resident memory "
               + ", ".join(f"{v:.0f} MiB after {k}" for k, v in r["memory"].items()))
-        rows.append((f"5 memory, {marks[-1]} vs {marks[-2] if len(marks) > 1 else 1} trials", "RSS MiB",
-                     r["memory"][marks[-2] if len(marks) > 1 else 1], r["memory"][marks[-1]], "<= 1.10"))
+        before = marks[-2] if len(marks) > 1 else 1
+        add(f"5 memory, {marks[-1]} vs {before} trials", "RSS MiB", r["memory"][before], r["memory"][marks[-1]],
+            "<= 1.10")
     print(f"{'result':32} {'measure':14} {'baseline':>11} {'gradsweep':>12} {'ratio':>7}  goal")
-    for name, what, b, o, goal in rows:
-        print(f"{name:32} {what:14} {b:11.4f} {o:12.4f} {o / b:7.3f}  {goal}")
+    for row in rows:
+        print(_row(*row))
     return 0
+
+
+def _row(name: str, what: str, baseline: float, ours: float, goal: str) -> str:
+    return f"{name:32} {what:14} {baseline:11.4f} {ours:12.4f} {ours / baseline:7.3f}  {goal}"
 
 
 if __name__ == "__main__":

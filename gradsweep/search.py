@@ -63,7 +63,10 @@ def make_sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
-    """The pruner named by ``sweep.pruner`` with ``sweep.pruner_options``."""
+    """The pruner named by ``sweep.pruner`` with ``sweep.pruner_options``; ``none``
+    takes no options and ignores those a sweep file set for its own pruner."""
+    if sweep.pruner == "none":
+        return optuna.pruners.NopPruner()
     options = dict(sweep.pruner_options)
     cls = {
         "none": optuna.pruners.NopPruner,

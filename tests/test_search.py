@@ -41,3 +41,16 @@ def test_none_is_a_category_of_its_own_on_maps():
     # The one unhealthy trial without clipping; its only neighbour with clipping is healthy.
     assert remedies(table, {"optimizer.clipnorm": spec}) == [
         "optimizer.clipnorm=set: the nearest trial with it is healthy for 1 of 1 unhealthy trials without it"]
+
+
+def test_pruner_none_ignores_the_options_of_the_sweep_files_pruner():
+    import optuna
+
+    from gradsweep.config import SweepConfig
+    from gradsweep.search import make_pruner
+
+    options = {"n_startup_trials": 8, "n_warmup_steps": 3}
+    assert isinstance(make_pruner(SweepConfig(pruner="median", pruner_options=options)), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner(SweepConfig(pruner="none", pruner_options=options)), optuna.pruners.NopPruner)
+    with pytest.raises(ConfigError, match="sweep.pruner_options"):
+        make_pruner(SweepConfig(pruner="median", pruner_options={"n_warmup": 3}))
