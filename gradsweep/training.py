@@ -137,17 +137,17 @@ def forget_previous_graphs() -> None:
     removes it; each entry keeps its whole graph alive: about 5.5 MiB a trial, 1 GiB
     over a 200-trial sweep. Once a new trial starts, nothing will take gradients through
     an earlier trial's graphs again, so their entries can go. A TensorFlow without this
-    private registry is left as it is.
+    private registry keeps its entries; Keras' state is cleared either way.
     """
     try:
         from tensorflow.python.framework import ops
 
         registry = ops._gradient_registry._registry
     except (ImportError, AttributeError):
-        return
+        registry = {}
     for name in [name for name in registry if name.startswith("CustomGradient-")]:
         del registry[name]
-    keras.backend.clear_session()
+    keras.backend.clear_session()  # Keras' own references to the previous model
 
 
 def seed_everything(seed: int) -> None:
