@@ -263,6 +263,7 @@ def pruning(n_trials: int, cores: int, bins: int = 3) -> dict:
     shared = cells_plain.keys() & cells_pruned.keys()
     return {"pruner": f"{sweep.pruner} {sweep.pruner_options}", "plain": plain, "pruned": pruned,
             "n_pruned": sum(t.state.name == "PRUNED" for t in pruned["trials"]),
+            "reused": [sum(bool(t.user_attrs.get("reused_model")) for t in run["trials"]) for run in (plain, pruned)],
             "same_trials": same_trials, "n_trials": len(pruned["trials"]),
             "same_cells": sum(cells_plain[c] == cells_pruned[c] for c in shared), "cells": len(shared),
             "changed": sorted((cells_plain[c], cells_pruned[c]) for c in shared if cells_plain[c] != cells_pruned[c])}
@@ -369,7 +370,8 @@ def main(argv=None) -> int:
         print(f"4: sweep exploding, {r['n_trials']} trials (same points), pruner {r['pruner']} vs none: "
               f"{r['n_pruned']} pruned; same regime in {r['same_cells']}/{r['cells']} regions and "
               f"{r['same_trials']}/{r['n_trials']} trials; trials alone {r['plain']['per_min']:.1f} vs "
-              f"{r['pruned']['per_min']:.1f} per minute")
+              f"{r['pruned']['per_min']:.1f} per minute; compiled models reused by {r['reused'][0]} and "
+              f"{r['reused'][1]} trials")
         for before, after in r["changed"]:
             print(f"  region changed: {before} -> {after}")
         add("4 pruned vs unpruned sweep", "wall s", r["plain"]["wall"], r["pruned"]["wall"], "<= 0.60")

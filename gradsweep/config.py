@@ -188,6 +188,8 @@ class TrainConfig:
         steps_per_execution: train steps run per call into the graph; 0 = a whole epoch.
         probe_size: examples in the fixed batch that measures activation saturation.
         zero_grad_tol: a gradient entry at or below this magnitude counts as zero.
+        keep_compiled: compiled models a process keeps for later trials of the same
+            architecture, which then skip tracing (results are the same); 0 = none.
     """
 
     epochs: int = 20
@@ -197,6 +199,7 @@ class TrainConfig:
     steps_per_execution: int = 0
     probe_size: int = 256
     zero_grad_tol: float = 1e-12
+    keep_compiled: int = 8
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
@@ -207,6 +210,7 @@ class TrainConfig:
         _check(self.steps_per_execution >= 0, "train.steps_per_execution", "must be >= 0")
         _check(self.probe_size >= 1, "train.probe_size", "must be >= 1")
         _check(self.zero_grad_tol >= 0, "train.zero_grad_tol", "must be >= 0")
+        _check(self.keep_compiled >= 0, "train.keep_compiled", "must be >= 0")
 
 
 @dataclass

@@ -192,7 +192,7 @@ def probe_gradient_norms(model: InstrumentedModel, x: np.ndarray, y: np.ndarray)
 
 
 class SaturationProbe:
-    """Measures, on a fixed batch, how much of each hidden layer sits on a flat part.
+    """Measures, on a probe batch, how much of each hidden layer sits on a flat part.
 
     For each hidden layer it reports ``saturation`` (share of unit-example pairs whose
     pre-activation lies where the activation's derivative is ~0) and ``dead`` (share of
@@ -203,10 +203,9 @@ class SaturationProbe:
             or ``dense_XX`` outputs.
         hidden: names of the hidden Dense layers, input to output.
         activation: the hidden activation's name.
-        x: the probe batch.
     """
 
-    def __init__(self, model: keras.Model, hidden: Sequence[str], activation: str, x: np.ndarray):
+    def __init__(self, model: keras.Model, hidden: Sequence[str], activation: str):
         if activation not in _FLAT:
             raise ValueError(f"no saturation rule for activation {activation!r}")
         names = {layer.name for layer in model.layers}
@@ -218,10 +217,10 @@ class SaturationProbe:
         probe = keras.Model(model.input, [model.get_layer(t).output for t in taps])
         # Traced once (~0.1 s): an eager call of a deep model costs ~30 ms an epoch.
         self._probe = tf.function(lambda inputs: probe(inputs, training=False))
-        self._x = tf.convert_to_tensor(x)
 
-    def measure(self) -> Dict[str, float]:
-        outputs = self._probe(self._x)
+    def measure(self, x: tf.Tensor) -> Dict[str, float]:
+        """Saturation and dead shares per hidden layer on batch ``x`` (same shape each call)."""
+        outputs = self._probe(x)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         stats: Dict[str, float] = {}
         for layer, h in zip(self.hidden, outputs):

@@ -12,6 +12,7 @@ import math
 from typing import List
 
 import keras
+import numpy as np
 
 from gradsweep.config import ModelConfig, OptimizerConfig
 from gradsweep.gradstats import InstrumentedModel
@@ -48,24 +49,57 @@ def _bias_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initial
 
 
 def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 1e-12) -> InstrumentedModel:
-    """Builds the MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> sigmoid."""
+    """Builds the MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> sigmoid,
+    with the initial values of ``seed`` (see :func:`initialize`)."""
     inputs = keras.Input(shape=(n_features,), name="features")
     h = inputs
     for i, width in enumerate(cfg.hidden_widths):
-        # Each layer gets its own seed so layers of equal shape do not start identical.
-        h = keras.layers.Dense(
-            width, name=hidden_name(i), use_bias=not cfg.batchnorm,
-            kernel_initializer=kernel_initializer(cfg, seed + 2 * i),
-            bias_initializer=_bias_initializer(cfg, seed + 2 * i + 1))(h)
+        # Placeholder initial values: initialize() draws the real ones, for a new model
+        # and for one reused by a later trial alike.
+        h = keras.layers.Dense(width, name=hidden_name(i), use_bias=not cfg.batchnorm,
+                               kernel_initializer="zeros", bias_initializer="zeros")(h)
         if cfg.batchnorm:
             h = keras.layers.BatchNormalization(name=f"bn_{i:02d}")(h)
         h = keras.layers.Activation(cfg.activation, name=f"act_{i:02d}")(h)
         if cfg.dropout > 0:
-            h = keras.layers.Dropout(cfg.dropout, seed=seed + 1000 + i, name=f"dropout_{i:02d}")(h)
+            h = keras.layers.Dropout(cfg.dropout, seed=_dropout_seed(seed, i), name=f"dropout_{i:02d}")(h)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="output", kernel_initializer="zeros")(h)
+    model = InstrumentedModel(inputs=inputs, outputs=outputs, name="mlp", zero_tol=zero_tol)
+    initialize(model, cfg, seed)
+    return model
+
+
+def initialize(model: keras.Model, cfg: ModelConfig, seed: int) -> None:
+    """Gives every layer of a model built by :func:`build_model` the initial values of
+    ``seed``: kernels and biases, BatchNorm's scale, shift and moving statistics, and the
+    dropout masks' random state. The only place that decides initial values."""
+    for i in range(len(cfg.hidden_widths)):
+        dense = model.get_layer(hidden_name(i))
+        # Each layer gets its own seed so layers of equal shape do not start identical.
+        _assign(dense.kernel, kernel_initializer(cfg, seed + 2 * i))
+        if dense.bias is not None:
+            _assign(dense.bias, _bias_initializer(cfg, seed + 2 * i + 1))
+        if cfg.batchnorm:
+            bn = model.get_layer(f"bn_{i:02d}")
+            for variable, initializer in ((bn.gamma, bn.gamma_initializer), (bn.beta, bn.beta_initializer),
+                                          (bn.moving_mean, bn.moving_mean_initializer),
+                                          (bn.moving_variance, bn.moving_variance_initializer)):
+                _assign(variable, initializer)
+        if cfg.dropout > 0:
+            state = model.get_layer(f"dropout_{i:02d}").seed_generator.state
+            state.assign(np.array([_dropout_seed(seed, i), 0], dtype=state.dtype))
+    output = model.get_layer("output")
     # The read-out keeps Keras' default initializer, as in the tutorial's models.
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 999))(h)
-    return InstrumentedModel(inputs=inputs, outputs=outputs, name="mlp", zero_tol=zero_tol)
+    _assign(output.kernel, keras.initializers.GlorotUniform(seed=seed + 999))
+    _assign(output.bias, keras.initializers.Zeros())
+
+
+def _dropout_seed(seed: int, index: int) -> int:
+    return seed + 1000 + index
+
+
+def _assign(variable: keras.Variable, initializer: keras.initializers.Initializer) -> None:
+    variable.assign(initializer(variable.shape, dtype=variable.dtype))
 
 
 def build_optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:

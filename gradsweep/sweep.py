@@ -238,7 +238,7 @@ def _record_on_trial(trial: optuna.Trial, recorded: Recorded) -> None:
              "diverged": result.diverged, "stop_reason": result.stop_reason, "regime": verdict.regime,
              "regime.detail": verdict.detail, "regime.evidence": verdict.summary,
              "regime.facts": {k: v for k, v in verdict.facts.items() if math.isfinite(v)},
-             "seconds": {k: round(v, 4) for k, v in recorded.timings.items()}}
+             "seconds": {k: round(v, 4) for k, v in recorded.timings.items()}, "reused_model": result.reused_model}
     if recorded.theory is not None:
         attrs["theory.chi1"] = recorded.theory.chi1
     if "measured/chi1" in result.init:

@@ -9,6 +9,7 @@ passed in as listeners, so this module knows neither.
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -20,8 +21,8 @@ import tensorflow as tf
 from gradsweep import stopping
 from gradsweep.config import Config
 from gradsweep.data import Dataset
+from gradsweep.compiled import CompiledModels
 from gradsweep.gradstats import SaturationProbe, probe_gradient_norms
-from gradsweep.model import build_model, build_optimizer, layer_names
 from gradsweep.theory import backprop_profile, measured_factor
 
 # Called after each epoch with (epoch, metrics); returning True stops training.
@@ -44,6 +45,7 @@ class TrainResult:
             (a listener asked to stop, e.g. pruning).
         diverged_epoch: the epoch whose loss was NaN or inf, if any.
         seconds: wall time of ``fit``.
+        reused_model: whether the compiled model of an earlier trial was reused.
         timings: seconds spent in ``build`` (model, optimizer, probes), ``init_stats``
             (statistics at initialisation), ``first_epoch`` (with the tracing of the
             train and test steps) and ``later_epochs`` (listeners included).
@@ -55,6 +57,7 @@ class TrainResult:
     stop_reason: str = "completed"
     diverged_epoch: Optional[int] = None
     seconds: float = 0.0
+    reused_model: bool = False
     timings: Dict[str, float] = field(default_factory=dict)
 
     @property
@@ -68,12 +71,13 @@ class _Recorder(keras.callbacks.Callback):
         super().__init__()
         self.result, self.probe, self.listeners = result, probe, listeners
         self.x_probe, self.y_probe = x_probe, y_probe
+        self.x_tensor = tf.constant(x_probe)  # the probe's argument: converted once
 
     def on_train_begin(self, logs=None):
         start = time.perf_counter()
         norms = probe_gradient_norms(self.model, self.x_probe, self.y_probe)
         self.result.init = {f"grad/{layer}/norm_mean": v for layer, v in norms.items()}
-        self.result.init.update(self.probe.measure())
+        self.result.init.update(self.probe.measure(self.x_tensor))
         self.result.init.update(init_profile(self.model, self.probe.hidden, self.probe.activation,
                                              self.x_probe, self.y_probe))
         self._clock = time.perf_counter()
@@ -90,7 +94,7 @@ class _Recorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         metrics = {_RENAME[k]: float(v) for k, v in (logs or {}).items() if k in _RENAME}
         metrics.update(self.model.grad_stats.result())
-        metrics.update(self.probe.measure())
+        metrics.update(self.probe.measure(self.x_tensor))
         self.result.epochs.append(metrics)
         number = epoch + 1
         if not math.isfinite(metrics.get("train/loss", 0.0)):
@@ -129,30 +133,29 @@ def init_profile(model: keras.Model, hidden: Sequence[str], activation: str, x, 
     return stats
 
 
-def forget_previous_graphs() -> None:
-    """Frees the graphs of models trained before in this process.
-
-    TensorFlow registers a gradient function in a process-wide registry for every
-    ``tf.custom_gradient`` traced into a graph (Keras' losses trace some) and never
-    removes it; each entry keeps its whole graph alive: about 5.5 MiB a trial, 1 GiB
-    over a 200-trial sweep. Once a new trial starts, nothing will take gradients through
-    an earlier trial's graphs again, so their entries can go. A TensorFlow without this
-    private registry keeps its entries; Keras' state is cleared either way.
-    """
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops._gradient_registry._registry
-    except (ImportError, AttributeError):
-        registry = {}
-    for name in [name for name in registry if name.startswith("CustomGradient-")]:
-        del registry[name]
-    keras.backend.clear_session()  # Keras' own references to the previous model
-
-
 def seed_everything(seed: int) -> None:
-    """Seeds Python, NumPy and TensorFlow; the same seed gives the same run on CPU."""
-    keras.utils.set_random_seed(seed)
+    """Seeds Python and NumPy; the same seed gives the same run on CPU.
+
+    TensorFlow's random ops are seeded one by one from ``seed`` (initializers, dropout
+    masks, the shuffle) and its global seed stays pinned at 0: setting the global seed
+    drops every traced function's kernels, so a reused model paid ~0.5 s each trial to
+    rebuild them.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    if tf.compat.v1.get_seed(None)[0] != 0:  # an op's seeds are (global seed, its own)
+        tf.random.set_seed(0)
+
+
+_KEPT = CompiledModels(0)
+
+
+def _kept_models(capacity: int) -> CompiledModels:
+    """This process's kept compiled models (``train.keep_compiled`` of them)."""
+    global _KEPT
+    if _KEPT.capacity != capacity:
+        _KEPT = CompiledModels(capacity)
+    return _KEPT
 
 
 def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: Optional[int]) -> tf.data.Dataset:
@@ -170,22 +173,16 @@ def train(config: Config, data: Dataset, seed: int,
     is then returned with ``diverged_epoch`` set, never raised.
     """
     start = time.perf_counter()
-    forget_previous_graphs()
-    tf.get_logger().setLevel("ERROR")  # every trial traces its own new model: not a problem
-    seed_everything(seed)
-    model = build_model(config.model, data.x_train.shape[1], seed, zero_tol=config.train.zero_grad_tol)
+    tf.get_logger().setLevel("ERROR")  # each new architecture is traced anew: not a problem
     steps = math.ceil(len(data.x_train) / config.train.batch_size)
-    model.compile(optimizer=build_optimizer(config.optimizer), loss="binary_crossentropy",
-                  steps_per_execution=config.train.steps_per_execution or steps)
-    # Slot variables made now, not by the first step: variables created while tracing
-    # make tf.function trace the whole train loop a second time (~1.7 s on a deep model).
-    model.optimizer.build(model.trainable_variables)
+    kept = _kept_models(config.train.keep_compiled)
+    seed_everything(seed)
+    compiled, reused = kept.get(config, data.x_train.shape[1], config.train.steps_per_execution or steps, seed)
+    model, probe = compiled.model, compiled.probe
     n_probe = min(config.train.probe_size, len(data.x_train))
     x_probe, y_probe = data.x_train[:n_probe], data.y_train[:n_probe].reshape(-1, 1)
-    hidden = layer_names(config.model)[:-1]
-    probe = SaturationProbe(model, hidden, config.model.activation, x_probe)
 
-    result = TrainResult()
+    result = TrainResult(reused_model=reused)
     callbacks: List[keras.callbacks.Callback] = [_Recorder(result, probe, x_probe, y_probe, listeners)]
     result.timings["build"] = time.perf_counter() - start
     early = None

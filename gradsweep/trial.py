@@ -147,6 +147,7 @@ def run_recorded(config: Config, data: Dataset, seed: int, tracker: Tracker, nam
             step0.update({"theory/chi1": theory.chi1, "theory/sigma_w2": theory.sigma_w2})
         run.log_metrics(step0, step=0)
         run.set_tags({"stop_reason": result.stop_reason, "diverged": str(result.diverged).lower(),
+                      "reused_model": str(result.reused_model).lower(),
                       **({"diverged_epoch": result.diverged_epoch} if result.diverged else {}),
                       **_verdict_tags(verdict, theory, result)})
         lap("logging")  # what the epochs' metrics left to send goes out with the tags
