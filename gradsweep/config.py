@@ -199,7 +199,7 @@ class TrainConfig:
     steps_per_execution: int = 0
     probe_size: int = 256
     zero_grad_tol: float = 1e-12
-    keep_compiled: int = 8
+    keep_compiled: int = 16
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
