@@ -132,7 +132,7 @@ def run_trials(study: optuna.Study, objective, n_trials: int, lock: SweepLock, r
             right after the trial starts (records the worker and the seed).
         progress: called with the counted trials after each trial or poll.
     """
-    # Each trial's keras.backend.clear_session() runs a full garbage collection, which
+    # Tracing a new model starts with a full garbage collection (compiled.py), which
     # walks every object of TensorFlow, MLflow and SQLAlchemy: 0.3-0.7 s a trial. What
     # exists now lives as long as the process; frozen, the collector skips it.
     gc.collect()
