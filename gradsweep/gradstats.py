@@ -3,7 +3,7 @@
 :class:`InstrumentedModel` is a Keras functional model whose ``train_step`` takes the
 gradients it computes anyway (no extra forward or backward pass), and feeds them, before
 the optimizer clips anything, to :class:`GradientStats`: one metric holding a few small
-accumulators for all layers, so a step costs a handful of fused ops and an epoch's
+accumulators for all layers, so a step costs a few reductions per layer and an epoch's
 values are read once. Trackers are exposed through ``metrics`` so Keras resets them at
 each epoch.
 
@@ -15,7 +15,8 @@ Statistics per recorded layer (Dense kernels, input to output):
 - ``update_ratio``: |weights after - weights before| / |weights before| of the step
   (what the optimizer actually did, after clipping and Adam's normalisation).
 - ``zero_frac``: share of kernel-gradient entries at or below ``zero_tol`` in magnitude.
-- ``nonfinite``: NaN or inf entries in the kernel gradient, summed over the epoch.
+- ``nonfinite``: steps of the epoch whose kernel gradient had a NaN or inf entry (or
+  a norm beyond float32's range).
 
 plus ``grad/global_norm`` (and ``grad/global_norm_max``) over all trainable variables.
 """
@@ -44,9 +45,12 @@ _FLAT = {
 class GradientStats(keras.metrics.Metric):
     """Epoch accumulators of per-layer gradient statistics.
 
-    A step's statistics come from a handful of fused ops over all gradients flattened
-    into one vector (segment sums per variable), not a dozen ops per layer: on small
-    models the per-op overhead, not the arithmetic, is the cost.
+    A step costs about ten small ops per recorded layer, each a single reduction over
+    one tensor as it comes (``l2_loss`` gives a squared norm in one op), gathered with one
+    ``stack`` per statistic into a few accumulators. Flattening every gradient into one
+    vector for segment sums cost twice as much: on small models the price is the op's
+    own overhead, and concat, stack-of-columns and segment sums are dearer ops than a
+    reduction.
 
     Args:
         layers: names of the recorded layers, input to output.
@@ -64,12 +68,8 @@ class GradientStats(keras.metrics.Metric):
             raise ValueError(f"zero_tol must be >= 0, got {zero_tol}")
         self.layers = list(layers)
         self.zero_tol = float(zero_tol)
-        self._n_vars = len(variable_sizes)
-        self._var_ids = tf.constant(np.repeat(np.arange(self._n_vars), variable_sizes), dtype=tf.int32)
-        self._kernel_index = tf.constant(kernel_index, dtype=tf.int32)
-        kernel_sizes = [variable_sizes[i] for i in kernel_index]
-        self._kernel_sizes = tf.constant(kernel_sizes, dtype=tf.float32)
-        self._kernel_ids = tf.constant(np.repeat(np.arange(len(kernel_index)), kernel_sizes), dtype=tf.int32)
+        self._kernel_index = list(kernel_index)
+        self._kernel_sizes = tf.constant([variable_sizes[i] for i in kernel_index], dtype=tf.float32)
         n = len(self.layers)
         # Columns: norm, rel_norm, update_ratio, zero_frac, nonfinite (sums over steps).
         self.sums = self.add_variable(shape=(n, 5), initializer="zeros", name="sums")
@@ -82,23 +82,24 @@ class GradientStats(keras.metrics.Metric):
         """Adds one step.
 
         Args:
-            grads: every trainable variable's gradient, flattened and concatenated.
-            kernels_before: the recorded kernels before ``optimizer.apply``, flattened.
+            grads: every trainable variable's gradient, in order.
+            kernels_before: the recorded kernels' values before ``optimizer.apply``.
             kernels_after: the same after it.
         """
-        per_var = tf.math.unsorted_segment_sum(
-            tf.stack([tf.square(grads), tf.cast(tf.abs(grads) <= self.zero_tol, grads.dtype),
-                      tf.cast(~tf.math.is_finite(grads), grads.dtype)], axis=1), self._var_ids, self._n_vars)
-        kernel = tf.gather(per_var, self._kernel_index)  # [layers, 3]
-        norms = tf.sqrt(kernel[:, 0])
-        zero = kernel[:, 1] / self._kernel_sizes
-        weights = tf.math.unsorted_segment_sum(
-            tf.stack([tf.square(kernels_after - kernels_before), tf.square(kernels_before)], axis=1),
-            self._kernel_ids, len(self.layers))
-        size = tf.sqrt(weights[:, 1]) + 1e-30
-        self.sums.assign_add(tf.stack([norms, norms / size, tf.sqrt(weights[:, 0]) / size, zero, kernel[:, 2]], axis=1))
+        half_squares = [tf.nn.l2_loss(g) for g in grads]  # sum(g^2) / 2
+        squares = 2.0 * tf.stack([half_squares[i] for i in self._kernel_index])
+        zeros = tf.stack([tf.reduce_sum(tf.cast(tf.abs(grads[i]) <= self.zero_tol, tf.float32))
+                          for i in self._kernel_index])
+        weights = 2.0 * tf.stack([tf.nn.l2_loss(w) for w in kernels_before])
+        moves = 2.0 * tf.stack([tf.nn.l2_loss(a - b) for a, b in zip(kernels_after, kernels_before)])
+        norms = tf.sqrt(squares)
+        size = tf.sqrt(weights) + 1e-30
+        # A NaN or inf entry makes the squared norm NaN or inf (so does one beyond ~1.8e19).
+        nonfinite = tf.cast(~tf.math.is_finite(squares), tf.float32)
+        self.sums.assign_add(tf.stack([norms, norms / size, tf.sqrt(moves) / size, zeros / self._kernel_sizes,
+                                       nonfinite], axis=1))
         self.norm_max.assign(tf.maximum(self.norm_max, norms))
-        global_norm = tf.sqrt(tf.reduce_sum(per_var[:, 0]))
+        global_norm = tf.sqrt(2.0 * tf.add_n(half_squares))
         self.global_sum.assign_add(global_norm)
         self.global_max.assign(tf.maximum(self.global_max, global_norm))
         self.steps.assign_add(1.0)
@@ -160,9 +161,9 @@ class InstrumentedModel(keras.Model):
         variables = self.trainable_variables
         grads = tape.gradient(loss, variables)
         kernels = self._kernels()
-        before = _flat(kernels)  # a copy, read before the update
+        before = [tf.convert_to_tensor(k) for k in kernels]  # read here: ordered ahead of the update
         self.optimizer.apply(grads, variables)
-        self.grad_stats.update_state(_flat(grads), before, _flat(kernels))
+        self.grad_stats.update_state(grads, before, [tf.convert_to_tensor(k) for k in kernels])
         return self._track(x, y, y_pred, loss)
 
     def test_step(self, data):
@@ -175,10 +176,6 @@ class InstrumentedModel(keras.Model):
         self.loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
         self.accuracy_tracker.update_state(y, y_pred)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
-
-
-def _flat(tensors) -> tf.Tensor:
-    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
 
 
 def probe_gradient_norms(model: InstrumentedModel, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:

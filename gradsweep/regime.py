@@ -94,7 +94,7 @@ def diagnose(result: "TrainResult", model: ModelConfig, rules: RegimeConfig, lay
     for layer in layers:
         bad = np.nansum(_series(epochs, f"grad/{layer}/nonfinite"))
         if bad > 0:
-            exploding.append(("nonfinite_gradients", f"layer {layer} had {bad:.0f} NaN/inf gradient entries "
+            exploding.append(("nonfinite_gradients", f"layer {layer} had a NaN/inf gradient in {bad:.0f} steps "
                                                      f"over {len(epochs)} epochs"))
             break
     for layer in layers:
