@@ -1,6 +1,6 @@
 """gradsweep benchmarks: each result is a ratio against a baseline measured in the same run.
 
-    python -m benchmarks.bench                 # full sizes (about 30 minutes on 2 cores)
+    python -m benchmarks.bench                 # full sizes (about 20 minutes on 2 cores)
     python -m benchmarks.bench --epochs 3 --repeats 1 --trials 2 --prune-trials 4 --memory-trials 4
     python -m benchmarks.bench --only 4 5      # some results only
 
