@@ -281,16 +281,27 @@ def pruning(n_trials: int, cores: int, bins: int = 3) -> dict:
             "changed": sorted((cells_plain[c], cells_pruned[c]) for c in shared if cells_plain[c] != cells_pruned[c])}
 
 
+def _trial_seconds(trial) -> dict:
+    """Where a trial's time went: its recorded parts (those of ``train``, not ``train``
+    itself), ``other`` (Optuna's bookkeeping, ending the run) and ``trial``, the whole."""
+    seconds = dict(trial.user_attrs.get("seconds", {}))
+    seconds.pop("train", None)  # its parts are listed
+    total = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    seconds["other"] = total - sum(seconds.values())
+    seconds["trial"] = total
+    return seconds
+
+
 def _time_in_trials(trials) -> dict:
     """Seconds summed over ``trials``: first epochs (tracing a new model), later epochs, and
     the rest of the trials' time (build, statistics at initialisation, MLflow, verdict)."""
     parts = collections.Counter()
     for t in trials:
-        seconds = t.user_attrs.get("seconds", {})
-        total = (t.datetime_complete - t.datetime_start).total_seconds()
-        parts["first epochs"] += seconds.get("first_epoch", 0.0)
-        parts["later epochs"] += seconds.get("later_epochs", 0.0)
-        parts["the rest"] += total - seconds.get("first_epoch", 0.0) - seconds.get("later_epochs", 0.0)
+        seconds = _trial_seconds(t)
+        first, later = seconds.get("first_epoch", 0.0), seconds.get("later_epochs", 0.0)
+        parts["first epochs"] += first
+        parts["later epochs"] += later
+        parts["the rest"] += seconds["trial"] - first - later
     return dict(parts)
 
 
@@ -338,12 +349,7 @@ def fixed_costs(n_trials: int, marks: tuple[int, ...]) -> dict:
         trials = study.get_trials(states=COUNTED)[1:]
     parts = collections.defaultdict(list)
     for t in trials:
-        seconds = dict(t.user_attrs.get("seconds", {}))
-        seconds.pop("train", None)  # its parts are listed
-        total = (t.datetime_complete - t.datetime_start).total_seconds()
-        seconds["other"] = total - sum(seconds.values())  # Optuna's bookkeeping, ending the run
-        seconds["trial"] = total
-        for k, v in seconds.items():
+        for k, v in _trial_seconds(t).items():
             parts[k].append(v)
     return {"parts": {k: statistics.median(v) for k, v in parts.items()}, "report": report, "memory": memory}
 
