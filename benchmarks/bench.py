@@ -255,14 +255,15 @@ def _regime_per_cell(trials, space: dict, bins: int) -> dict:
     return {cell: counter.most_common(1)[0][0] for cell, counter in cells.items()}
 
 
-def pruning(n_trials: int, cores: int, bins: int = 3) -> dict:
+def pruning(n_trials: int, cores: int, epochs: int | None = None, bins: int = 3) -> dict:
     """Result 4: the exploding sweep with its pruner and without, on the same points (a
     seeded random sampler, which does not read the results), so regimes can be compared
-    trial by trial and region by region."""
+    trial by trial and region by region. ``epochs`` replaces the sweep's own."""
     same = ["+sweep=exploding", f"sweep.n_trials={n_trials}", "sweep.sampler=random",
             "~sweep.sampler_options.n_startup_trials", f"threads={cores}"]
-    sweep = _compose(same).sweep
-    space = sweep.params()
+    same += [f"train.epochs={epochs}"] if epochs else []
+    config = _compose(same)
+    sweep, space = config.sweep, config.sweep.params()
     with tempfile.TemporaryDirectory() as tmp:
         Tracker(TrackingConfig(uri=f"sqlite:///{tmp}/mlflow.db", artifacts=f"{tmp}/artifacts"))
         _sweep(Path(tmp), "bench-warm-up", _smoke(1, cores, 1, 2), cores)  # the first start reads from disk
@@ -272,7 +273,8 @@ def pruning(n_trials: int, cores: int, bins: int = 3) -> dict:
     same_trials = sum(by_number.get(t.number) == t.user_attrs.get("regime") for t in pruned["trials"])
     cells_plain, cells_pruned = (_regime_per_cell(run["trials"], space, bins) for run in (plain, pruned))
     shared = cells_plain.keys() & cells_pruned.keys()
-    return {"pruner": f"{sweep.pruner} {sweep.pruner_options}", "plain": plain, "pruned": pruned,
+    return {"pruner": f"{sweep.pruner} {sweep.pruner_options}", "epochs": config.train.epochs,
+            "plain": plain, "pruned": pruned,
             "n_pruned": sum(t.state.name == "PRUNED" for t in pruned["trials"]),
             "reused": [sum(bool(t.user_attrs.get("reused_model")) for t in run["trials"]) for run in (plain, pruned)],
             "parts": [_time_in_trials(run["trials"]) for run in (plain, pruned)],
@@ -364,12 +366,14 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=None,
                         help="trials per sweep in result 3 (default: max(60, 12 x N), a multiple of N)")
     parser.add_argument("--prune-trials", type=int, default=64, help="trials per sweep in result 4")
+    parser.add_argument("--prune-epochs", type=int, default=None,
+                        help="epochs per trial in result 4 (default: the exploding sweep's own)")
     parser.add_argument("--memory-trials", type=int, default=200, help="trials in result 5")
     parser.add_argument("--only", type=int, nargs="+", choices=range(1, 6), default=list(range(1, 6)),
                         metavar="N", help="results to measure (default: all five)")
     args = parser.parse_args(argv)
-    if min(args.workers, args.prune_trials, args.memory_trials, args.trials or 1) < 1:
-        parser.error("--workers, --trials, --prune-trials and --memory-trials must be >= 1")
+    if min(args.workers, args.prune_trials, args.memory_trials, args.trials or 1, args.prune_epochs or 1) < 1:
+        parser.error("--workers, --trials, --prune-trials, --prune-epochs and --memory-trials must be >= 1")
     # Trials take about a second: fewer would mostly measure the workers' start and idle tail.
     n_trials = args.trials or -(-max(60, 12 * args.workers) // args.workers) * args.workers
     sweep_epochs = max(2, args.epochs // 10)  # a trial of the smoke sweep takes a few seconds
@@ -398,14 +402,18 @@ def main(argv=None) -> int:
         # Baseline: N x one worker's throughput, perfect scaling; higher is better here.
         add(f"3 sweep, {n} workers vs {n} x 1", "trials/min", n * one["per_min"], many["per_min"], ">= 0.80")
     if 4 in args.only:
-        r = pruning(args.prune_trials, n)
-        print(f"4: sweep exploding, {r['n_trials']} trials (same points), pruner {r['pruner']} vs none: "
+        r = pruning(args.prune_trials, n, args.prune_epochs)
+        print(f"4: sweep exploding, {r['n_trials']} trials of {r['epochs']} epochs (same points), "
+              f"pruner {r['pruner']} vs none: "
               f"{r['n_pruned']} pruned; same regime in {r['same_cells']}/{r['cells']} regions and "
               f"{r['same_trials']}/{r['n_trials']} trials; trials alone {r['plain']['per_min']:.1f} vs "
               f"{r['pruned']['per_min']:.1f} per minute; compiled models reused by {r['reused'][0]} and "
               f"{r['reused'][1]} trials")
         for label, parts in zip(("unpruned", "pruned"), r["parts"]):
             print(f"  time in {label} trials: " + ", ".join(f"{k} {v:.0f} s" for k, v in parts.items()))
+        # A pruner stops a trial after an epoch: it can only save later epochs.
+        print(f"  later epochs are {r['parts'][0]['later epochs'] / r['plain']['wall']:.0%} of the unpruned "
+              f"sweep's wall time: the most any pruner could cut")
         for before, after in r["changed"]:
             print(f"  region changed: {before} -> {after}")
         add("4 pruned vs unpruned sweep", "wall s", r["plain"]["wall"], r["pruned"]["wall"], "<= 0.60")

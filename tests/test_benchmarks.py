@@ -10,9 +10,10 @@ from conftest import REPO
 
 def test_benchmark_prints_its_ratios(tmp_path):
     # Result 3 runs two sweeps of 2 trials (1 worker, then 2 spawned workers), result 4
-    # two exploding sweeps of 2 trials, result 5 four trials in this process.
+    # two exploding sweeps of 2 trials of 2 epochs, result 5 four trials in this process.
     done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--epochs", "3", "--repeats", "1",
-                           "--trials", "2", "--workers", "2", "--prune-trials", "2", "--memory-trials", "4",
+                           "--trials", "2", "--workers", "2", "--prune-trials", "2", "--prune-epochs", "2",
+                           "--memory-trials", "4",
                            "--data-dir", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -21,7 +22,8 @@ def test_benchmark_prints_its_ratios(tmp_path):
     rows = lines[header + 1:header + 6]
     assert [r.split()[0] for r in rows] == ["1", "2", "3", "4", "5"]
     assert "trials/min" in rows[2] and rows[2].endswith(">= 0.80")
-    assert any(line.startswith("4: sweep exploding, 2 trials") and "regions" in line for line in lines)
+    assert any(line.startswith("4: sweep exploding, 2 trials of 2 epochs") and "regions" in line for line in lines)
+    assert any(line.endswith("the most any pruner could cut") for line in lines)
     assert any(line.startswith("5: ") and "first_epoch" in line and "build" in line for line in lines)
     for row in rows:
         ratio = float(row.split()[-3])

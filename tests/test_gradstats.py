@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from gradsweep.data import Dataset, load
+from gradsweep.gradstats import apply_and_capture
 from gradsweep.model import build_model, layer_names
 from gradsweep.trial import constant_loss, objective_value
 from gradsweep.training import train
@@ -55,6 +57,44 @@ def test_recorded_norms_equal_gradient_tape(clipnorm):
         assert epoch[f"grad/{name}/zero_frac"] == pytest.approx(np.mean(np.abs(g) <= 1e-12))
         assert epoch[f"grad/{name}/nonfinite"] == 0
     assert epoch["grad/global_norm"] >= max(np.linalg.norm(g) for g in grads)
+
+
+OPTIMIZERS = {
+    "adam": lambda: keras.optimizers.Adam(0.01),
+    "adam_clipnorm": lambda: keras.optimizers.Adam(0.01, clipnorm=1e-3),
+    "sgd": lambda: keras.optimizers.SGD(0.1),
+    "sgd_momentum": lambda: keras.optimizers.SGD(0.1, momentum=0.9),
+    "sgd_nesterov": lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+    "rmsprop_momentum": lambda: keras.optimizers.RMSprop(0.01, momentum=0.5),
+    "adamw": lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1),  # falls back
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_captured_steps_equal_the_kernels_change(optimizer):
+    kernels = [keras.Variable(np.random.default_rng(i).normal(size=(4, 3)).astype("float32")) for i in range(2)]
+    bias = keras.Variable(np.ones(3, "float32"))
+    variables = [kernels[0], bias, kernels[1]]
+    opt = OPTIMIZERS[optimizer]()
+    opt.build(variables)
+
+    fallbacks = []
+
+    @tf.function
+    def step(scale):
+        grads = [scale * tf.cast(tf.reshape(tf.range(tf.size(v)), v.shape), tf.float32) for v in variables]
+        before = [tf.convert_to_tensor(k) for k in kernels]
+        moves = apply_and_capture(opt, grads, variables, kernels, before)
+        # The fallback reads the kernel after the update and subtracts; a captured step doesn't.
+        fallbacks.extend(m.op.type == "Sub" and m.op.inputs[1] is b for m, b in zip(moves, before))
+        return moves, [tf.convert_to_tensor(k) - b for k, b in zip(kernels, before)]
+
+    for scale in (1.0, -0.5, 2.0):  # momentum and Adam's moments carry over
+        moves, changes = step(tf.constant(scale))
+        for move, change in zip(moves, changes):
+            np.testing.assert_allclose(np.abs(move), np.abs(change), rtol=1e-5, atol=1e-7)
+    assert fallbacks == [optimizer == "adamw"] * len(kernels)  # traced once
+    assert not {"assign", "assign_add", "assign_sub"} & set(vars(opt))  # the class's methods again
 
 
 def test_layer_names_are_stable_across_trials():
