@@ -1,7 +1,7 @@
 """gradsweep benchmarks: each result is a ratio against a baseline measured in the same run.
 
-    python -m benchmarks.bench                 # full sizes (about 20 minutes on 2 cores)
-    python -m benchmarks.bench --epochs 3 --repeats 1 --trials 2 --prune-trials 4 --memory-trials 4
+    python -m benchmarks.bench                 # full sizes (about 25 minutes on 2 cores)
+    python -m benchmarks.bench --epochs 3 --repeats 1 --trials 2 --prune-trials 4 --prune-epochs 3 --memory-trials 4
     python -m benchmarks.bench --only 4 5      # some results only
 
 Results (medians over --repeats):
@@ -16,10 +16,11 @@ Results (medians over --repeats):
    with N workers (`sweep.n_workers=N`, N = --workers, default this machine's cores) /
    N x the throughput of 1 worker, both on the same N cores (CPU, default thread pools
    for N cores: N threads for 1 worker, 1 each for N workers). Goal >= 0.8.
-4. pruning: wall time of `+sweep=exploding` (--prune-trials trials) with its median
-   pruner / without (`sweep.pruner=none`), both on the same points (a seeded random
-   sampler), and whether each region of the map (categoricals x thirds of each numeric
-   range) keeps its regime. Goal <= 0.6 with the same regimes.
+4. pruning: wall time of `+sweep=exploding` (--prune-trials trials, its own epochs or
+   --prune-epochs) with its median pruner / without (`sweep.pruner=none`), both on the
+   same points (a seeded random sampler), and whether each region of the map
+   (categoricals x thirds of each numeric range) keeps its regime. Goal <= 0.6 with the
+   same regimes.
 5. fixed cost: where a tiny trial's time goes (build, first epoch with tracing, MLflow
    set-up and logging, verdict and artifacts, the rest), the sweep report, and resident
    memory after 1, N/4 and N trials (--memory-trials) in one worker. Goal: memory after

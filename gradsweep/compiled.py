@@ -1,12 +1,12 @@
 """Compiled models kept for later trials of the same architecture.
 
 Most of a short trial is TensorFlow tracing the train and test steps of a new model: in
-the 64-trial exploding sweep, before models were kept, first epochs took 89 s of the
-trials' 191 s, later epochs 40 s. A trace bakes in the model's structure, the
-optimizer's kind and its constant settings, the batch size and the steps per execution:
-those make the key. What lives in variables is reset for the next trial (initial
-weights, learning rate, optimizer slots, dropout seeds), so a reused model trains
-exactly as a new one would.
+the 64-trial exploding sweep (of 15 epochs then), before models were kept, first epochs
+took 89 s of the trials' 191 s, later epochs 40 s. A trace bakes in the model's
+structure, the optimizer's kind and its constant settings, the batch size and the steps
+per execution: those make the key. What lives in variables is reset for the next trial
+(initial weights, learning rate, optimizer slots, dropout seeds), so a reused model
+trains exactly as a new one would.
 """
 
 from __future__ import annotations
