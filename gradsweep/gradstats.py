@@ -190,7 +190,7 @@ def apply_and_capture(optimizer: keras.optimizers.Optimizer, grads, variables, k
     constraints (applied by direct assignment), gradient accumulation (the update sits
     in a branch), several updates or a plain ``assign``.
     """
-    if optimizer.weight_decay is not None or optimizer.gradient_accumulation_steps:
+    if optimizer.weight_decay is not None or getattr(optimizer, "gradient_accumulation_steps", None):
         optimizer.apply(grads, variables)
         return [tf.convert_to_tensor(k) - old for k, old in zip(kernels, before)]
     index = {id(k.value): j for j, k in enumerate(kernels) if k.constraint is None}
