@@ -190,10 +190,8 @@ def apply_and_capture(optimizer: keras.optimizers.Optimizer, grads, variables, k
     constraints (applied by direct assignment), gradient accumulation (the update sits
     in a branch), several updates or a plain ``assign``.
     """
-    if optimizer.weight_decay is not None or getattr(optimizer, "gradient_accumulation_steps", None):
-        optimizer.apply(grads, variables)
-        return [tf.convert_to_tensor(k) - old for k, old in zip(kernels, before)]
-    index = {id(k.value): j for j, k in enumerate(kernels) if k.constraint is None}
+    capturable = optimizer.weight_decay is None and not getattr(optimizer, "gradient_accumulation_steps", None)
+    index = {id(k.value): j for j, k in enumerate(kernels) if capturable and k.constraint is None}
     captured: List[list] = [[] for _ in kernels]
 
     def recording(method: str):
