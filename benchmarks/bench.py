@@ -47,19 +47,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import optuna
+import tensorflow as tf
 
-from gradsweep.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, to_config  # noqa: E402
-from gradsweep.data import Dataset, load  # noqa: E402
-from gradsweep.model import build_model  # noqa: E402
-from gradsweep.search import make_storage  # noqa: E402
-from gradsweep.tracking import Tracker  # noqa: E402
-from gradsweep.trial import run_recorded  # noqa: E402
-from gradsweep.training import _pipeline, seed_everything  # noqa: E402
-from gradsweep.worker import COUNTED  # noqa: E402
+from gradsweep.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, to_config
+from gradsweep.data.datasets import Dataset, load
+from gradsweep.model.network import build_model
+from gradsweep.study.storage import make_storage
+from gradsweep.study.worker import COUNTED
+from gradsweep.tracking.recorder import run_recorded
+from gradsweep.tracking.store import Tracker
+from gradsweep.training.loop import _pipeline, seed_everything
 
 VANISHING = ModelConfig(activation="sigmoid", depth=10, width=10, init="glorot_uniform")
 
@@ -99,9 +99,14 @@ def _compiled(model: keras.Model, steps: int) -> keras.Model:
 
 def _one_epoch(model: keras.Model, data: Dataset, seed: int) -> float:
     timer = _EpochTimer()
-    model.fit(_pipeline(data.x_train, data.y_train, 32, seed),
-              validation_data=_pipeline(data.x_val, data.y_val, 1024, None),
-              epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+    model.fit(
+        _pipeline(data.x_train, data.y_train, 32, seed),
+        validation_data=_pipeline(data.x_val, data.y_val, 1024, None),
+        epochs=1,
+        callbacks=[timer],
+        verbose=0,
+        shuffle=False,
+    )
     return timer.times[0]
 
 
@@ -114,8 +119,10 @@ def overhead(data: Dataset, epochs: int, repeats: int) -> tuple[float, float]:
     for r in range(repeats):
         keras.backend.clear_session()
         seed_everything(r)
-        models = (_compiled(_plain(data.x_train.shape[1], r), steps),
-                  _compiled(build_model(VANISHING, data.x_train.shape[1], r), steps))
+        models = (
+            _compiled(_plain(data.x_train.shape[1], r), steps),
+            _compiled(build_model(VANISHING, data.x_train.shape[1], r), steps),
+        )
         for epoch in range(epochs + 1):
             times = [_one_epoch(model, data, r * 1000 + epoch) for model in models]
             if epoch:  # the first traces
@@ -127,9 +134,11 @@ def overhead(data: Dataset, epochs: int, repeats: int) -> tuple[float, float]:
 def _tutorial_fit(data: Dataset, epochs: int, seed: int) -> float:
     keras.backend.clear_session()
     seed_everything(seed)
-    model = keras.Sequential([keras.Input((data.x_train.shape[1],))]
-                             + [keras.layers.Dense(10, activation="sigmoid") for _ in range(10)]
-                             + [keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((data.x_train.shape[1],))]
+        + [keras.layers.Dense(10, activation="sigmoid") for _ in range(10)]
+        + [keras.layers.Dense(1, activation="sigmoid")]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     model.fit(data.x_train, data.y_train, epochs=epochs, verbose=0)
@@ -138,8 +147,11 @@ def _tutorial_fit(data: Dataset, epochs: int, seed: int) -> float:
 
 def _gradsweep_trial(data: Dataset, epochs: int, seed: int, folder: Path) -> float:
     # A cold trial: its model traced anew, as a sweep's first trial of an architecture.
-    config = Config(data=DataConfig(name="credit_card", dir="-"), model=VANISHING,
-                    train=TrainConfig(epochs=epochs, batch_size=32, keep_compiled=0))
+    config = Config(
+        data=DataConfig(name="credit_card", dir="-"),
+        model=VANISHING,
+        train=TrainConfig(epochs=epochs, batch_size=32, keep_compiled=0),
+    )
     # A store's schema is made once, by its first sweep (2-4 s on SQLite): not a trial's cost.
     settings = TrackingConfig(uri=f"sqlite:///{folder}/m{seed}.db", artifacts=str(folder / "a"))
     Tracker(settings)
@@ -178,32 +190,60 @@ def _sweep(folder: Path, name: str, overrides: list[str], cores: int) -> dict:
     """
     folder.mkdir(parents=True, exist_ok=True)
     journal = folder / f"{name}.journal"
-    command = [sys.executable, "-m", "gradsweep", *overrides, f"sweep.name={name}",
-               # The results are about cores: on a GPU machine the trials still train on the CPU.
-               "device=cpu", f"tracking.uri=sqlite:///{folder}/mlflow.db", f"tracking.artifacts={folder}/artifacts",
-               f"sweep.storage={journal}"]
+    command = [
+        sys.executable,
+        "-m",
+        "gradsweep",
+        *overrides,
+        f"sweep.name={name}",
+        # The results are about cores: on a GPU machine the trials still train on the CPU.
+        "device=cpu",
+        f"tracking.uri=sqlite:///{folder}/mlflow.db",
+        f"tracking.artifacts={folder}/artifacts",
+        f"sweep.storage={journal}",
+    ]
     pin = _cores(cores)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
-                                                                     os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])
+        ),
+    }
     launched, start = datetime.datetime.now(), time.perf_counter()  # Optuna stamps trials in local time
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
-                          preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None)
+    done = subprocess.run(
+        command,
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
-                           f"{done.stdout[-1500:]}{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-1500:]}{done.stderr[-3000:]}"
+        )
     trials = optuna.load_study(study_name=name, storage=make_storage(str(journal))).get_trials(states=COUNTED)
     first = min(t.datetime_start for t in trials)
     window = (max(t.datetime_complete for t in trials) - first).total_seconds()
-    return {"per_min": 60 * len(trials) / window, "wall": wall, "to_first": (first - launched).total_seconds(),
-            "trials": trials}
+    return {
+        "per_min": 60 * len(trials) / window,
+        "wall": wall,
+        "to_first": (first - launched).total_seconds(),
+        "trials": trials,
+    }
 
 
 def _smoke(n_workers: int, cores: int, n_trials: int, epochs: int) -> list[str]:
     """The smoke sweep with ``n_workers`` workers sharing ``cores`` cores (``threads=0``'s
     choice, written out so that it does not depend on the machine's core count)."""
-    return ["+sweep=smoke", f"sweep.n_workers={n_workers}", f"sweep.n_trials={n_trials}", f"train.epochs={epochs}",
-            f"threads={max(1, cores // n_workers)}"]
+    return [
+        "+sweep=smoke",
+        f"sweep.n_workers={n_workers}",
+        f"sweep.n_trials={n_trials}",
+        f"train.epochs={epochs}",
+        f"threads={max(1, cores // n_workers)}",
+    ]
 
 
 def workers(n_workers: int, n_trials: int, epochs: int, repeats: int) -> tuple[dict, dict]:
@@ -214,18 +254,20 @@ def workers(n_workers: int, n_trials: int, epochs: int, repeats: int) -> tuple[d
         Tracker(TrackingConfig(uri=f"sqlite:///{tmp}/mlflow.db", artifacts=f"{tmp}/artifacts"))
         for r in range(repeats):
             for i, n in enumerate((1, n_workers)):  # interleaved, so drift hits both alike
-                variants[i].append(_sweep(Path(tmp), f"bench-{i}-w{n}-r{r}", _smoke(n, n_workers, n_trials, epochs),
-                                          n_workers))
-    one, many = ({k: statistics.median(run[k] for run in runs) for k in ("per_min", "wall", "to_first")}
-                 for runs in variants)
+                variants[i].append(
+                    _sweep(Path(tmp), f"bench-{i}-w{n}-r{r}", _smoke(n, n_workers, n_trials, epochs), n_workers)
+                )
+    one, many = (
+        {k: statistics.median(run[k] for run in runs) for k in ("per_min", "wall", "to_first")} for runs in variants
+    )
     return one, many
 
 
 def _compose(overrides: list[str]) -> Config:
     from hydra import compose, initialize_config_dir
 
-    from gradsweep.cli import config_dir
     from gradsweep.config import register
+    from gradsweep.config.compose import config_dir
 
     register()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3", job_name="bench"):
@@ -260,8 +302,13 @@ def pruning(n_trials: int, cores: int, epochs: int | None = None, bins: int = 3)
     """Result 4: the exploding sweep with its pruner and without, on the same points (a
     seeded random sampler, which does not read the results), so regimes can be compared
     trial by trial and region by region. ``epochs`` replaces the sweep's own."""
-    same = ["+sweep=exploding", f"sweep.n_trials={n_trials}", "sweep.sampler=random",
-            "~sweep.sampler_options.n_startup_trials", f"threads={cores}"]
+    same = [
+        "+sweep=exploding",
+        f"sweep.n_trials={n_trials}",
+        "sweep.sampler=random",
+        "~sweep.sampler_options.n_startup_trials",
+        f"threads={cores}",
+    ]
     same += [f"train.epochs={epochs}"] if epochs else []
     config = _compose(same)
     sweep, space = config.sweep, config.sweep.params()
@@ -274,14 +321,20 @@ def pruning(n_trials: int, cores: int, epochs: int | None = None, bins: int = 3)
     same_trials = sum(by_number.get(t.number) == t.user_attrs.get("regime") for t in pruned["trials"])
     cells_plain, cells_pruned = (_regime_per_cell(run["trials"], space, bins) for run in (plain, pruned))
     shared = cells_plain.keys() & cells_pruned.keys()
-    return {"pruner": f"{sweep.pruner} {sweep.pruner_options}", "epochs": config.train.epochs,
-            "plain": plain, "pruned": pruned,
-            "n_pruned": sum(t.state.name == "PRUNED" for t in pruned["trials"]),
-            "reused": [sum(bool(t.user_attrs.get("reused_model")) for t in run["trials"]) for run in (plain, pruned)],
-            "parts": [_time_in_trials(run["trials"]) for run in (plain, pruned)],
-            "same_trials": same_trials, "n_trials": len(pruned["trials"]),
-            "same_cells": sum(cells_plain[c] == cells_pruned[c] for c in shared), "cells": len(shared),
-            "changed": sorted((cells_plain[c], cells_pruned[c]) for c in shared if cells_plain[c] != cells_pruned[c])}
+    return {
+        "pruner": f"{sweep.pruner} {sweep.pruner_options}",
+        "epochs": config.train.epochs,
+        "plain": plain,
+        "pruned": pruned,
+        "n_pruned": sum(t.state.name == "PRUNED" for t in pruned["trials"]),
+        "reused": [sum(bool(t.user_attrs.get("reused_model")) for t in run["trials"]) for run in (plain, pruned)],
+        "parts": [_time_in_trials(run["trials"]) for run in (plain, pruned)],
+        "same_trials": same_trials,
+        "n_trials": len(pruned["trials"]),
+        "same_cells": sum(cells_plain[c] == cells_pruned[c] for c in shared),
+        "cells": len(shared),
+        "changed": sorted((cells_plain[c], cells_pruned[c]) for c in shared if cells_plain[c] != cells_pruned[c]),
+    }
 
 
 def _trial_seconds(trial) -> dict:
@@ -327,18 +380,28 @@ def fixed_costs(n_trials: int, marks: tuple[int, ...]) -> dict:
     cost) run one after another in this process, as a worker runs them: where each
     trial's time goes (medians over trials 2..N), the sweep report, and resident memory
     after each of ``marks`` trials."""
-    from gradsweep.coordination import Recovery, SweepLock
-    from gradsweep.report import build as build_report
-    from gradsweep.sweep import Objective
-    from gradsweep.worker import run_trials
+    from gradsweep.report.page import build as build_report
+    from gradsweep.study.lock import SweepLock
+    from gradsweep.study.objective import Objective
+    from gradsweep.study.recovery import Recovery
+    from gradsweep.study.worker import run_trials
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = _compose(["+sweep=smoke", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-                           f"tracking.artifacts={tmp}/artifacts", f"sweep.storage={tmp}/study.journal"])
+        config = _compose(
+            [
+                "+sweep=smoke",
+                f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+                f"tracking.artifacts={tmp}/artifacts",
+                f"sweep.storage={tmp}/study.journal",
+            ]
+        )
         tracker = Tracker(config.tracking)
         parent = tracker.start_run("bench-fixed-costs", {})
-        study = optuna.create_study(study_name="bench", storage=make_storage(config.sweep.storage),
-                                    sampler=optuna.samplers.RandomSampler(seed=0))
+        study = optuna.create_study(
+            study_name="bench",
+            storage=make_storage(config.sweep.storage),
+            sampler=optuna.samplers.RandomSampler(seed=0),
+        )
         objective = Objective(config, load(config.data), tracker, parent)
         lock, recovery = SweepLock(config.sweep.storage, "bench"), Recovery(0, lambda trial: None)
         memory = {}
@@ -362,16 +425,35 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=100, help="epochs per fit (default 100, as the tutorial)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of results 1-3 (median)")
     parser.add_argument("--data-dir", default="../shared/data/credit_card", help="folder of the Kaggle CSVs")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="N for result 3: workers, and the cores both variants run on (default: all cores)")
-    parser.add_argument("--trials", type=int, default=None,
-                        help="trials per sweep in result 3 (default: max(60, 12 x N), a multiple of N)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="N for result 3: workers, and the cores both variants run on (default: all cores)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="trials per sweep in result 3 (default: max(60, 12 x N), a multiple of N)",
+    )
     parser.add_argument("--prune-trials", type=int, default=64, help="trials per sweep in result 4")
-    parser.add_argument("--prune-epochs", type=int, default=None,
-                        help="epochs per trial in result 4 (default: the exploding sweep's own)")
+    parser.add_argument(
+        "--prune-epochs",
+        type=int,
+        default=None,
+        help="epochs per trial in result 4 (default: the exploding sweep's own)",
+    )
     parser.add_argument("--memory-trials", type=int, default=200, help="trials in result 5")
-    parser.add_argument("--only", type=int, nargs="+", choices=range(1, 6), default=list(range(1, 6)),
-                        metavar="N", help="results to measure (default: all five)")
+    parser.add_argument(
+        "--only",
+        type=int,
+        nargs="+",
+        choices=range(1, 6),
+        default=list(range(1, 6)),
+        metavar="N",
+        help="results to measure (default: all five)",
+    )
     args = parser.parse_args(argv)
     if min(args.workers, args.prune_trials, args.memory_trials, args.trials or 1, args.prune_epochs or 1) < 1:
         parser.error("--workers, --trials, --prune-trials, --prune-epochs and --memory-trials must be >= 1")
@@ -379,8 +461,10 @@ def main(argv=None) -> int:
     n_trials = args.trials or -(-max(60, 12 * args.workers) // args.workers) * args.workers
     sweep_epochs = max(2, args.epochs // 10)  # a trial of the smoke sweep takes a few seconds
     data = _data(args.data_dir)
-    print(f"data: {len(data.x_train)} x {data.x_train.shape[1]}, epochs {args.epochs}, repeats {args.repeats}, "
-          f"TensorFlow {tf.__version__}, devices {[d.device_type for d in tf.config.list_logical_devices()]}")
+    print(
+        f"data: {len(data.x_train)} x {data.x_train.shape[1]}, epochs {args.epochs}, repeats {args.repeats}, "
+        f"TensorFlow {tf.__version__}, devices {[d.device_type for d in tf.config.list_logical_devices()]}"
+    )
     rows: list = []
 
     def add(*row) -> None:  # printed at once too, so a long run shows what it has so far
@@ -398,23 +482,29 @@ def main(argv=None) -> int:
         one, many = workers(n, n_trials, sweep_epochs, args.repeats)
         print(f"3: sweep smoke, {n_trials} trials of {sweep_epochs} epochs, on {n} cores (CPU)")
         for label, m in ((f"1 worker, {n} thread{'s' * (n > 1)}", one), (f"{n} workers, 1 thread each", many)):
-            print(f"  {label}: {m['per_min']:.2f} trials/min, {m['to_first']:.1f} s to the first trial, "
-                  f"wall {m['wall']:.1f} s")
+            print(
+                f"  {label}: {m['per_min']:.2f} trials/min, {m['to_first']:.1f} s to the first trial, "
+                f"wall {m['wall']:.1f} s"
+            )
         # Baseline: N x one worker's throughput, perfect scaling; higher is better here.
         add(f"3 sweep, {n} workers vs {n} x 1", "trials/min", n * one["per_min"], many["per_min"], ">= 0.80")
     if 4 in args.only:
         r = pruning(args.prune_trials, n, args.prune_epochs)
-        print(f"4: sweep exploding, {r['n_trials']} trials of {r['epochs']} epochs (same points), "
-              f"pruner {r['pruner']} vs none: "
-              f"{r['n_pruned']} pruned; same regime in {r['same_cells']}/{r['cells']} regions and "
-              f"{r['same_trials']}/{r['n_trials']} trials; trials alone {r['plain']['per_min']:.1f} vs "
-              f"{r['pruned']['per_min']:.1f} per minute; compiled models reused by {r['reused'][0]} and "
-              f"{r['reused'][1]} trials")
+        print(
+            f"4: sweep exploding, {r['n_trials']} trials of {r['epochs']} epochs (same points), "
+            f"pruner {r['pruner']} vs none: "
+            f"{r['n_pruned']} pruned; same regime in {r['same_cells']}/{r['cells']} regions and "
+            f"{r['same_trials']}/{r['n_trials']} trials; trials alone {r['plain']['per_min']:.1f} vs "
+            f"{r['pruned']['per_min']:.1f} per minute; compiled models reused by {r['reused'][0]} and "
+            f"{r['reused'][1]} trials"
+        )
         for label, parts in zip(("unpruned", "pruned"), r["parts"]):
             print(f"  time in {label} trials: " + ", ".join(f"{k} {v:.0f} s" for k, v in parts.items()))
         # A pruner stops a trial after an epoch: it can only save later epochs.
-        print(f"  later epochs are {r['parts'][0]['later epochs'] / r['plain']['wall']:.0%} of the unpruned "
-              f"sweep's wall time: the most any pruner could cut")
+        print(
+            f"  later epochs are {r['parts'][0]['later epochs'] / r['plain']['wall']:.0%} of the unpruned "
+            f"sweep's wall time: the most any pruner could cut"
+        )
         for before, after in r["changed"]:
             print(f"  region changed: {before} -> {after}")
         add("4 pruned vs unpruned sweep", "wall s", r["plain"]["wall"], r["pruned"]["wall"], "<= 0.60")
@@ -422,13 +512,22 @@ def main(argv=None) -> int:
         marks = tuple(sorted({1, max(1, args.memory_trials // 4), args.memory_trials}))
         r = fixed_costs(args.memory_trials, marks)
         parts = r["parts"]
-        print("5: a smoke-sweep trial in one worker, median s: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])))
-        print(f"  sweep report: {r['report']:.1f} s for {args.memory_trials} trials; resident memory "
-              + ", ".join(f"{v:.0f} MiB after {k}" for k, v in r["memory"].items()))
+        print(
+            "5: a smoke-sweep trial in one worker, median s: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+        )
+        print(
+            f"  sweep report: {r['report']:.1f} s for {args.memory_trials} trials; resident memory "
+            + ", ".join(f"{v:.0f} MiB after {k}" for k, v in r["memory"].items())
+        )
         before = marks[-2] if len(marks) > 1 else 1
-        add(f"5 memory, {marks[-1]} vs {before} trials", "RSS MiB", r["memory"][before], r["memory"][marks[-1]],
-            "<= 1.10")
+        add(
+            f"5 memory, {marks[-1]} vs {before} trials",
+            "RSS MiB",
+            r["memory"][before],
+            r["memory"][marks[-1]],
+            "<= 1.10",
+        )
     print(f"{'result':32} {'measure':14} {'baseline':>11} {'gradsweep':>12} {'ratio':>7}  goal")
     for row in rows:
         print(_row(*row))

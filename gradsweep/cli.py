@@ -1,144 +1,157 @@
-"""Command line: ``gradsweep [hydra overrides]`` (same as ``python -m gradsweep``),
-``gradsweep rerun RUN_ID``, ``gradsweep report NAME`` and ``gradsweep compare A B``.
+"""The command line: ``gradsweep COMMAND ...`` (the same as ``python -m gradsweep``).
 
-A thin layer over the library: it composes the config, converts it to dataclasses once,
-and turns expected failures (bad config, data or store) into one line and exit code 2.
+One parser names every subcommand. ``run`` is the default: ``gradsweep +sweep=smoke``
+is ``gradsweep run +sweep=smoke``, whose arguments are Hydra's. Every expected failure
+(bad config, data, store) is one line naming the key or file, and exit code 2 (1 when a
+store or the workers went away), before TensorFlow loads wherever the input allows.
+Nothing imports this module.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import os
 import sys
 import warnings
-from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional
 
-# Before TensorFlow or MLflow are imported anywhere.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+from gradsweep import logs
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from gradsweep import stopping  # noqa: E402
-from gradsweep.config import ConfigError, register, to_config  # noqa: E402
-from gradsweep.data import DataError  # noqa: E402
+logs.quiet_environment()  # before TensorFlow or MLflow are imported anywhere
 
 log = logging.getLogger("gradsweep")
 # ./conf of the working directory is optional; Hydra warns when it is absent.
 warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=conf is not available")
-EXPECTED = (ConfigError, DataError)
+
+EPILOG = """\
+run takes Hydra overrides (key=value, +sweep=NAME, +experiment=NAME, group=option):
+  gradsweep run --help        the config groups and their options (Hydra's help)
+  gradsweep run --cfg job     the composed config: every key and its value
+  gradsweep +sweep=smoke      'run' may be left out
+"""
 
 
-def config_dir() -> str:
-    """The packaged config tree: ``gradsweep/conf`` when installed, ``conf/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise FileNotFoundError(f"gradsweep's config tree is missing beside {here}")
+def _run(args: argparse.Namespace) -> int:
+    from gradsweep.commands.run import main as run_main
+
+    return run_main(args.overrides)
 
 
-def quiet_libraries() -> None:
-    """Keeps the libraries' INFO chatter out of the sweep's log."""
-    for name in ("alembic", "mlflow.store", "mlflow.tracking", "absl"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # urllib3 warns at each of MLflow's retries; our tracker says it once, with the outcome.
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+def _report(args: argparse.Namespace) -> int:
+    from gradsweep.commands.report import report
 
-
-def run(cfg: DictConfig) -> int:
-    """Runs the composed config: a sweep when ``sweep`` is set, else one run."""
-    from gradsweep.data import load
-
-    try:
-        config = to_config(cfg)
-        data = load(config.data)  # bad data fails here, before TensorFlow loads
-    except EXPECTED as err:
-        log.error("%s", err)
-        return 2
-    from gradsweep.coordination import StorageUnavailable
-    from gradsweep.device import configure, threads_for
-    from gradsweep.sweep import run_single, run_sweep
-    from gradsweep.tracking import TrackingError
-    from gradsweep.worker import WorkersFailed
-
-    quiet_libraries()
-    try:
-        text = OmegaConf.to_yaml(cfg, resolve=True)  # @hydra.main hands over cfg without its hydra node
-        used = configure(config.device, threads_for(config.threads, config.sweep.n_workers if config.sweep else 1))
-        log.debug("TensorFlow on %s", used)
-        summary = run_sweep(config, text, data) if config.sweep else run_single(config, data=data)
-    except (*EXPECTED, TrackingError) as err:
-        log.error("%s", err)
-        return 2
-    except (StorageUnavailable, WorkersFailed) as err:
-        log.error("%s", err)
-        return 1
-    except KeyboardInterrupt:
-        log.error("interrupted: the running trial was marked failed and its MLflow run KILLED")
-        return 130
-    for line in summary.lines():
-        log.info(line)
+    settings = _settings(args)
+    report(args.name, storage=settings.get("sweep.storage"), tracking_uri=settings.get("tracking.uri"))
     return 0
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def _hydra_app(cfg: DictConfig) -> None:
-    code = run(cfg)
-    if code:
-        sys.exit(code)
+def _compare(args: argparse.Namespace) -> int:
+    from gradsweep.commands.report import compare
+
+    compare(args.names, storage=_settings(args).get("sweep.storage"))
+    return 0
 
 
-def compose_error(overrides: list[str]) -> Optional[str]:
-    """Composes and validates the config as Hydra is about to (in a second, before
-    TensorFlow loads); what went wrong, in one line naming the key or file, or None.
+def _rerun(args: argparse.Namespace) -> int:
+    from gradsweep.commands.rerun import rerun
 
-    Hydra itself would print several lines and a hint about HYDRA_FULL_ERROR.
+    return 0 if rerun(args.run_id, args.tracking_uri, args.experiment) else 1
+
+
+def _settings(args: argparse.Namespace) -> Dict[str, str]:
+    """``--storage`` and ``--tracking-uri``, or the same as ``key=value`` words."""
+    out = {
+        k: v for k, v in (("sweep.storage", args.storage), ("tracking.uri", getattr(args, "tracking_uri", None))) if v
+    }
+    for word in args.settings:
+        key, _, value = word.partition("=")
+        out[key] = value
+    return out
+
+
+def _store_settings(parser: argparse.ArgumentParser, tracking: bool) -> None:
+    parser.add_argument("--storage", metavar="URL", help="the Optuna storage (default: the sweep's journal file)")
+    if tracking:
+        parser.add_argument("--tracking-uri", metavar="URI", help="the MLflow store (default: the local one)")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    top = argparse.ArgumentParser(
+        prog="gradsweep",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        description="Map where deep networks' gradients vanish or explode across a hyperparameter space.",
+    )
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run", help="run a sweep (+sweep=NAME) or one configured model (the default command)", add_help=False
+    )
+    run.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides and flags")
+    run.set_defaults(handler=_run)
+    report = sub.add_parser("report", help="rebuild a sweep's report from its study and log it to MLflow")
+    report.add_argument("name", help="the sweep's name (sweep.name)")
+    _store_settings(report, tracking=True)
+    report.set_defaults(handler=_report)
+    compare = sub.add_parser("compare", help="two sweeps' reports side by side in one page")
+    compare.add_argument("names", nargs=2, metavar="NAME", help="two sweep names")
+    _store_settings(compare, tracking=False)
+    compare.set_defaults(handler=_compare)
+    rerun = sub.add_parser("rerun", help="train a recorded run or trial again and compare the two")
+    rerun.add_argument("run_id", help="MLflow run id of a trial or single run")
+    rerun.add_argument("--tracking-uri", default=None, metavar="URI", help="the MLflow store (default: the local one)")
+    rerun.add_argument("--experiment", default=None, help="experiment of the new run (default: gradsweep)")
+    rerun.set_defaults(handler=_rerun, settings=[], storage=None)
+    return top
+
+
+def _split_settings(command: str, argv: List[str]) -> tuple[List[str], List[str]]:
+    """``sweep.storage=URL`` and ``tracking.uri=URI`` words of report and compare, kept
+    apart from the names (the form Hydra users type).
+
+    Raises:
+        ConfigError: another key is set.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    from gradsweep.errors import ConfigError
 
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3", job_name="gradsweep"):
-            to_config(compose(config_name="config", overrides=overrides))
-    except ConfigError as err:
-        return str(err)
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
-        cause: Optional[BaseException] = err
-        while cause is not None:
-            key = getattr(cause, "full_key", None)
-            if key:
-                return f"{key}: {getattr(cause, 'msg', str(cause)).splitlines()[0]}"
-            cause = cause.__cause__ or cause.__context__
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        if any(line.startswith("Available options in") for line in lines):
-            start = next(i for i, line in enumerate(lines) if line.startswith("Available options in"))
-            options = [line for line in lines[start + 1:] if "/" not in line and " " not in line]
-            return f"{lines[0]}; available: {', '.join(options)}"
-        return lines[0] if lines else type(err).__name__
-    return None
+    names, settings = [], []
+    for word in argv:
+        if "=" in word and not word.startswith("-"):
+            key = word.split("=", 1)[0]
+            allowed = ("sweep.storage", "tracking.uri") if command == "report" else ("sweep.storage",)
+            if key not in allowed:
+                raise ConfigError(f"{key}: gradsweep {command} takes only {' and '.join(allowed)}")
+            settings.append(word)
+        else:
+            names.append(word)
+    return names, settings
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``gradsweep`` and ``python -m gradsweep``."""
+    from gradsweep import stopping
+    from gradsweep.errors import GradsweepError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = parser()
+    commands = {"run", "report", "compare", "rerun"}
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]  # Hydra's words, flags included
     stopping.install()  # SIGTERM and Ctrl-C: runs end KILLED, the trial FAIL
-    register()
-    if len(sys.argv) > 1 and sys.argv[1] == "rerun":
-        from gradsweep.rerun import main as rerun_main
-
-        sys.exit(rerun_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] in ("report", "compare"):
-        from gradsweep.report import main as report_main
-
-        sys.exit(report_main(sys.argv[1:]))
-    overrides = sys.argv[1:]
-    if not any(arg.startswith("-") for arg in overrides):  # Hydra's own flags: leave to Hydra
-        error = compose_error(overrides)
-        if error:
-            logging.basicConfig(format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-            log.error("%s", error)
-            sys.exit(2)
-    _hydra_app()
+    logs.setup(fmt="%(message)s" if argv[0] in ("report", "compare", "rerun") else logs.FORMAT)
+    try:
+        if argv[0] in ("report", "compare"):
+            names, settings = _split_settings(argv[0], argv[1:])
+            args = top.parse_args([argv[0], *names])
+            args.settings = settings
+        elif argv[0] == "run":
+            args = argparse.Namespace(handler=_run, overrides=argv[1:])
+        else:
+            args = top.parse_args(argv)
+        sys.exit(args.handler(args))
+    except GradsweepError as err:
+        log.error("%s", err)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        log.error("interrupted: the running trial was marked failed and its MLflow run KILLED")
+        sys.exit(130)

@@ -30,16 +30,24 @@ def credit_card_dir() -> Path:
 
 def run_gradsweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Runs ``python -m gradsweep ARGS`` in ``cwd`` as a user would; stdout holds both streams."""
-    return subprocess.run([sys.executable, "-m", "gradsweep", *args], cwd=cwd, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "gradsweep", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
 def stores(tmp_path: Path) -> dict:
     """Overrides that point MLflow and Optuna at fresh SQLite files under tmp_path."""
-    return {"tracking.uri": f"sqlite:///{tmp_path}/m.db", "sweep.storage": f"sqlite:///{tmp_path}/o.db",
-            "tracking.artifacts": str(tmp_path / "artifacts")}
+    return {
+        "tracking.uri": f"sqlite:///{tmp_path}/m.db",
+        "sweep.storage": f"sqlite:///{tmp_path}/o.db",
+        "tracking.artifacts": str(tmp_path / "artifacts"),
+    }
 
 
 # --------------------------------------------------------------------------- services
@@ -51,8 +59,9 @@ TEAM_INIT_SCRIPT = REPO / "docker" / "postgres-init.sh"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "services: starts real PostgreSQL or MLflow servers on 127.0.0.1 "
-                                       "(deselect with -m 'not services')")
+    config.addinivalue_line(
+        "markers", "services: starts real PostgreSQL or MLflow servers on 127.0.0.1 (deselect with -m 'not services')"
+    )
 
 
 def pytest_collection_modifyitems(items: list) -> None:
@@ -102,10 +111,14 @@ def team_pg():
     (set PGPASSWORD)."""
     with _cluster() as cluster:
         cluster.role_passwords = {role: secrets.token_urlsafe(18) for role in ("optuna", "optuna_viewer", "mlflow")}
-        cluster.run_init_script(TEAM_INIT_SCRIPT, {
-            "OPTUNA_DB_PASSWORD": cluster.role_passwords["optuna"],
-            "OPTUNA_VIEWER_DB_PASSWORD": cluster.role_passwords["optuna_viewer"],
-            "MLFLOW_DB_PASSWORD": cluster.role_passwords["mlflow"]})
+        cluster.run_init_script(
+            TEAM_INIT_SCRIPT,
+            {
+                "OPTUNA_DB_PASSWORD": cluster.role_passwords["optuna"],
+                "OPTUNA_VIEWER_DB_PASSWORD": cluster.role_passwords["optuna_viewer"],
+                "MLFLOW_DB_PASSWORD": cluster.role_passwords["mlflow"],
+            },
+        )
         yield cluster
 
 
@@ -115,8 +128,13 @@ def mlflow_auth_server(team_pg, tmp_path_factory):
     database mlflow, users in mlflow_auth, as role mlflow with its password in PGPASSWORD,
     the settings of docker/basic_auth.ini (default permission READ). ``admin_username`` /
     ``admin_password``: the admin, its password generated."""
-    with mlflow_server(team_pg.role_url("mlflow", "mlflow"), tmp_path_factory.mktemp("mlflow-auth-artifacts"),
-                       auth=True, auth_db_uri=team_pg.role_url("mlflow", "mlflow_auth"),
-                       auth_config=REPO / "docker" / "basic_auth.ini", workers=1,
-                       env={"PGPASSWORD": team_pg.role_passwords["mlflow"]}) as server:
+    with mlflow_server(
+        team_pg.role_url("mlflow", "mlflow"),
+        tmp_path_factory.mktemp("mlflow-auth-artifacts"),
+        auth=True,
+        auth_db_uri=team_pg.role_url("mlflow", "mlflow_auth"),
+        auth_config=REPO / "docker" / "basic_auth.ini",
+        workers=1,
+        env={"PGPASSWORD": team_pg.role_passwords["mlflow"]},
+    ) as server:
         yield server

@@ -126,12 +126,17 @@ class PostgresCluster:
     def _run(self, *args: str, timeout: float = 120) -> None:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self._as_postgres:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd] if shutil.which("runuser") else \
-                ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(map(_shell_quote, cmd))]
+            cmd = (
+                ["runuser", "-u", "postgres", "--", *cmd]
+                if shutil.which("runuser")
+                else ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(map(_shell_quote, cmd))]
+            )
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
-            raise ServiceError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout}{done.stderr}\n"
-                               f"server log:\n{_log_tail(self.log)}")
+            raise ServiceError(
+                f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout}{done.stderr}\n"
+                f"server log:\n{_log_tail(self.log)}"
+            )
 
     def _initdb(self) -> None:
         pwfile = self.root / "pwfile"
@@ -141,16 +146,27 @@ class PostgresCluster:
             os.chown(pwfile, account.pw_uid, account.pw_gid)
         pwfile.chmod(0o600)
         try:
-            self._run("initdb", "-D", str(self.data), "-U", self.user, f"--pwfile={pwfile}",
-                      "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
         finally:
             pwfile.unlink()
         # TCP on loopback only; the socket stays in our folder, away from the system's
         # /var/run/postgresql. fsync off: a test cluster never needs to survive a crash.
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nlisten_addresses = '{LOOPBACK}'\nport = {self.port}\n"
-                       f"unix_socket_directories = '{self.root}'\nfsync = off\n"
-                       "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n")
+            conf.write(
+                f"\nlisten_addresses = '{LOOPBACK}'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.root}'\nfsync = off\n"
+                "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+            )
 
     def start(self) -> None:
         """Starts the server and waits until it accepts connections."""
@@ -179,9 +195,16 @@ class PostgresCluster:
         The script sees ``POSTGRES_USER`` / ``POSTGRES_DB`` and libpq variables that make
         a bare ``psql`` connect to this cluster as the superuser, plus ``env``.
         """
-        full = {**os.environ, "PATH": f"{self.bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-                "PGHOST": LOOPBACK, "PGPORT": str(self.port), "PGPASSWORD": self.password,
-                "POSTGRES_USER": self.user, "POSTGRES_DB": "postgres", **(env or {})}
+        full = {
+            **os.environ,
+            "PATH": f"{self.bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PGHOST": LOOPBACK,
+            "PGPORT": str(self.port),
+            "PGPASSWORD": self.password,
+            "POSTGRES_USER": self.user,
+            "POSTGRES_DB": "postgres",
+            **(env or {}),
+        }
         done = subprocess.run(["sh", str(script)], env=full, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise ServiceError(f"{script} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
@@ -191,8 +214,9 @@ class PostgresCluster:
         import psycopg2
         from psycopg2 import sql
 
-        conn = psycopg2.connect(host=LOOPBACK, port=self.port, user=self.user, password=self.password,
-                                dbname="postgres")
+        conn = psycopg2.connect(
+            host=LOOPBACK, port=self.port, user=self.user, password=self.password, dbname="postgres"
+        )
         try:
             conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
             with conn.cursor() as cur:
@@ -216,8 +240,9 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     """
     bindir = postgres_bindir()
     if bindir is None:
-        raise ServiceUnavailable("PostgreSQL server binaries (initdb, pg_ctl) not found; "
-                                 "install Debian's 'postgresql' package")
+        raise ServiceUnavailable(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's 'postgresql' package"
+        )
     # /tmp rather than pytest's tmp_path: as root, the postgres user could not enter the
     # latter (mode 0700, owned by root).
     root = Path(tempfile.mkdtemp(prefix="gradsweep-pg-"))
@@ -259,9 +284,19 @@ class MlflowServer:
         log: the server's log file (stdout and stderr).
     """
 
-    def __init__(self, backend_uri: str, artifacts_dir: Union[str, Path], workdir: Path, *, auth: bool = False,
-                 auth_db_uri: Optional[str] = None, auth_config: Optional[Path] = None, workers: int = 2,
-                 allowed_hosts: Optional[str] = None, env: Optional[Dict[str, str]] = None):
+    def __init__(
+        self,
+        backend_uri: str,
+        artifacts_dir: Union[str, Path],
+        workdir: Path,
+        *,
+        auth: bool = False,
+        auth_db_uri: Optional[str] = None,
+        auth_config: Optional[Path] = None,
+        workers: int = 2,
+        allowed_hosts: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+    ):
         self.backend_uri, self.artifacts_dir = backend_uri, Path(artifacts_dir)
         self.workdir, self.workers, self.allowed_hosts = Path(workdir), workers, allowed_hosts
         self.port = free_port()
@@ -275,8 +310,9 @@ class MlflowServer:
         if auth:
             self.admin_password = secrets.token_urlsafe(18)
             self._write_auth_config(auth_config, auth_db_uri or f"sqlite:///{self.workdir / 'basic_auth.db'}")
-            self.env.update(MLFLOW_AUTH_ADMIN_PASSWORD=self.admin_password,
-                            MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(32))
+            self.env.update(
+                MLFLOW_AUTH_ADMIN_PASSWORD=self.admin_password, MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(32)
+            )
 
     def _write_auth_config(self, template: Optional[Path], database_uri: str) -> None:
         config = configparser.ConfigParser()
@@ -284,8 +320,11 @@ class MlflowServer:
             config.read(template)
         else:
             # MLflow's defaults, spelled out: READ means a new user can look, not write.
-            config["mlflow"] = {"default_permission": "READ", "admin_username": "admin",
-                                "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth"}
+            config["mlflow"] = {
+                "default_permission": "READ",
+                "admin_username": "admin",
+                "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+            }
         config["mlflow"]["database_uri"] = database_uri
         self.admin_username = config["mlflow"]["admin_username"]
         ini = self.workdir / "basic_auth.ini"
@@ -294,9 +333,23 @@ class MlflowServer:
         self.env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
 
     def _command(self) -> List[str]:
-        cmd = [sys.executable, "-m", "mlflow", "server", "--host", LOOPBACK, "--port", str(self.port),
-               "--backend-store-uri", self.backend_uri, "--serve-artifacts",
-               "--artifacts-destination", str(self.artifacts_dir), "--workers", str(self.workers)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            self.backend_uri,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(self.artifacts_dir),
+            "--workers",
+            str(self.workers),
+        ]
         if self.admin_username:
             cmd += ["--app-name", "basic-auth"]
         if self.allowed_hosts:
@@ -312,13 +365,20 @@ class MlflowServer:
         """
         with open(self.log, "a") as log:
             # Own session: stop() can end the server and its worker processes together.
-            self._proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                          cwd=self.workdir, start_new_session=True)
+            self._proc = subprocess.Popen(
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise ServiceError(f"mlflow server exited with {self._proc.returncode}; log "
-                                   f"{self.log}:\n{_log_tail(self.log)}")
+                raise ServiceError(
+                    f"mlflow server exited with {self._proc.returncode}; log {self.log}:\n{_log_tail(self.log)}"
+                )
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -327,8 +387,9 @@ class MlflowServer:
                 pass
             time.sleep(0.25)
         self.stop()
-        raise ServiceError(f"mlflow server at {self.url} not healthy after {timeout:.0f} s; log "
-                           f"{self.log}:\n{_log_tail(self.log)}")
+        raise ServiceError(
+            f"mlflow server at {self.url} not healthy after {timeout:.0f} s; log {self.log}:\n{_log_tail(self.log)}"
+        )
 
     def stop(self) -> None:
         """Stops the server and its workers (SIGTERM, then SIGKILL after 15 s)."""
@@ -351,8 +412,9 @@ class MlflowServer:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts_dir: Union[str, Path], auth: bool = False,
-                  **options) -> Iterator[MlflowServer]:
+def mlflow_server(
+    backend_uri: str, artifacts_dir: Union[str, Path], auth: bool = False, **options
+) -> Iterator[MlflowServer]:
     """A running :class:`MlflowServer`; its log and auth files live in a temporary folder.
 
     Args:

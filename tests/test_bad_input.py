@@ -8,9 +8,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow import MlflowClient
-
 from conftest import run_gradsweep
+from mlflow import MlflowClient
 
 
 def _csv(tmp: Path, name: str, text: str) -> str:
@@ -29,8 +28,10 @@ CASES = {
     "negative std": (["model.init_std=-0.5"], "model.init_std"),
     "negative learning rate": (["optimizer.learning_rate=-0.1"], "optimizer.learning_rate"),
     "low > high": (["+sweep.space.model.depth={type:int,low:4,high:2}"], "sweep.space.model.depth"),
-    "log scale, low <= 0": (["+sweep.space.optimizer.momentum={type:float,low:0,high:0.9,log:true}"],
-                            "sweep.space.optimizer.momentum"),
+    "log scale, low <= 0": (
+        ["+sweep.space.optimizer.momentum={type:float,low:0,high:0.9,log:true}"],
+        "sweep.space.optimizer.momentum",
+    ),
     "unknown key": (["model.depht=3"], "model.depht"),
     "unknown sweep": (["+sweep=nope"], "sweep/nope"),
     "missing data file": (["data=csv", "data.path={tmp}/nowhere.csv", "data.target=y"], "nowhere.csv"),
@@ -43,10 +44,13 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_fails_fast_with_one_line(tmp_path, stores, case):
-    files = {"tmp": tmp_path,
-             "no_target": _csv(tmp_path, "no_target.csv", "a,b\n1,2\n3,4\n"),
-             "junk": _csv(tmp_path, "junk.csv", "a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(19))
-                          + "n/a?,1,0\n")}
+    files = {
+        "tmp": tmp_path,
+        "no_target": _csv(tmp_path, "no_target.csv", "a,b\n1,2\n3,4\n"),
+        "junk": _csv(
+            tmp_path, "junk.csv", "a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(19)) + "n/a?,1,0\n"
+        ),
+    }
     overrides, names = CASES[case]
     for name, value in files.items():
         overrides = [o.replace("{" + name + "}", str(value)) for o in overrides]
@@ -62,7 +66,8 @@ def test_bad_input_fails_fast_with_one_line(tmp_path, stores, case):
     assert "Traceback" not in done.stdout and "HYDRA_FULL_ERROR" not in done.stdout
     assert seconds < 30
     runs = MlflowClient(stores["tracking.uri"]).search_runs(
-        [e.experiment_id for e in MlflowClient(stores["tracking.uri"]).search_experiments()])
+        [e.experiment_id for e in MlflowClient(stores["tracking.uri"]).search_experiments()]
+    )
     assert not [r for r in runs if r.info.status == "RUNNING"]
     try:
         trials = optuna.load_study(study_name="smoke", storage=stores["sweep.storage"]).get_trials()

@@ -11,15 +11,37 @@ from conftest import REPO
 def test_benchmark_prints_its_ratios(tmp_path):
     # Result 3 runs two sweeps of 2 trials (1 worker, then 2 spawned workers), result 4
     # two exploding sweeps of 2 trials of 2 epochs, result 5 four trials in this process.
-    done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--epochs", "3", "--repeats", "1",
-                           "--trials", "2", "--workers", "2", "--prune-trials", "2", "--prune-epochs", "2",
-                           "--memory-trials", "4",
-                           "--data-dir", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench",
+            "--epochs",
+            "3",
+            "--repeats",
+            "1",
+            "--trials",
+            "2",
+            "--workers",
+            "2",
+            "--prune-trials",
+            "2",
+            "--prune-epochs",
+            "2",
+            "--memory-trials",
+            "4",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("result"))
-    rows = lines[header + 1:header + 6]
+    rows = lines[header + 1 : header + 6]
     assert [r.split()[0] for r in rows] == ["1", "2", "3", "4", "5"]
     assert "trials/min" in rows[2] and rows[2].endswith(">= 0.80")
     assert any(line.startswith("4: sweep exploding, 2 trials of 2 epochs") and "regions" in line for line in lines)

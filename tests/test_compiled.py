@@ -7,25 +7,32 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gradsweep.compiled import CompiledModels, key
 from gradsweep.config import Config, ConfigError, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
-from gradsweep.data import load
-from gradsweep.training import train
+from gradsweep.data.datasets import load
+from gradsweep.training.compiled import CompiledModels, key
+from gradsweep.training.loop import train
 
 # Everything that lives in variables: BatchNorm statistics, dropout masks, Adam's slots.
-BASE = Config(data=DataConfig(name="moons", n_samples=200),
-              model=ModelConfig(activation="tanh", depth=3, width=8, init="random_normal", init_std=0.5,
-                                batchnorm=True, dropout=0.2),
-              optimizer=OptimizerConfig(name="adam", learning_rate=0.01, clipnorm=1.0),
-              train=TrainConfig(epochs=3, batch_size=16, keep_compiled=2))
+BASE = Config(
+    data=DataConfig(name="moons", n_samples=200),
+    model=ModelConfig(
+        activation="tanh", depth=3, width=8, init="random_normal", init_std=0.5, batchnorm=True, dropout=0.2
+    ),
+    optimizer=OptimizerConfig(name="adam", learning_rate=0.01, clipnorm=1.0),
+    train=TrainConfig(epochs=3, batch_size=16, keep_compiled=2),
+)
 
 
 def _with(config: Config, **changes) -> Config:
     model = {k: v for k, v in changes.items() if hasattr(config.model, k)}
     optimizer = {k: v for k, v in changes.items() if hasattr(config.optimizer, k)}
     train_ = {k: v for k, v in changes.items() if hasattr(config.train, k)}
-    return replace(config, model=replace(config.model, **model), optimizer=replace(config.optimizer, **optimizer),
-                   train=replace(config.train, **train_))
+    return replace(
+        config,
+        model=replace(config.model, **model),
+        optimizer=replace(config.optimizer, **optimizer),
+        train=replace(config.train, **train_),
+    )
 
 
 def _same(a, b) -> bool:
@@ -41,18 +48,32 @@ def test_a_reused_model_trains_exactly_as_a_new_one():
     reused = train(varied, data, seed=2)
     again = train(BASE, data, seed=1)
     assert (first.reused_model, other.reused_model, reused.reused_model, again.reused_model) == (
-        False, False, True, True)
+        False,
+        False,
+        True,
+        True,
+    )
     assert _same(first, again)
     assert _same(reused, train(_with(varied, keep_compiled=0), data, seed=2))
     assert not _same(first, reused)
     # Training went somewhere: the comparison is not between empty records.
-    assert first.epochs[-1]["train/loss"] < first.epochs[0]["train/loss"] and np.isfinite(reused.epochs[-1]["train/loss"])
+    assert first.epochs[-1]["train/loss"] < first.epochs[0]["train/loss"] and np.isfinite(
+        reused.epochs[-1]["train/loss"]
+    )
 
 
 def test_a_diverged_model_is_reset_for_the_next_trial():
     data = load(BASE.data)
-    plain = _with(BASE, activation="linear", batchnorm=False, dropout=0.0, clipnorm=None, name="sgd",
-                  momentum=0.9, learning_rate=0.01)
+    plain = _with(
+        BASE,
+        activation="linear",
+        batchnorm=False,
+        dropout=0.0,
+        clipnorm=None,
+        name="sgd",
+        momentum=0.9,
+        learning_rate=0.01,
+    )
     clean = train(plain, data, seed=3)
     assert not clean.diverged
     assert train(_with(plain, init_std=5.0, learning_rate=100.0), data, seed=3).diverged  # NaN weights and slots
@@ -62,12 +83,28 @@ def test_a_diverged_model_is_reset_for_the_next_trial():
 
 def test_only_values_reset_per_trial_share_a_compiled_model():
     base = key(BASE, 2, 10)
-    for shared in (dict(init="he_normal"), dict(init_std=2.0), dict(bias_init_std=0.1), dict(learning_rate=1.0),
-                   dict(epochs=50), dict(seed=9)):
+    for shared in (
+        dict(init="he_normal"),
+        dict(init_std=2.0),
+        dict(bias_init_std=0.1),
+        dict(learning_rate=1.0),
+        dict(epochs=50),
+        dict(seed=9),
+    ):
         assert key(_with(BASE, **shared), 2, 10) == base, shared
-    for traced in (dict(activation="relu"), dict(depth=4), dict(width=9), dict(batchnorm=False), dict(dropout=0.0),
-                   dict(name="sgd"), dict(clipnorm=None), dict(momentum=0.9), dict(batch_size=8),
-                   dict(zero_grad_tol=0.0), dict(probe_size=3)):
+    for traced in (
+        dict(activation="relu"),
+        dict(depth=4),
+        dict(width=9),
+        dict(batchnorm=False),
+        dict(dropout=0.0),
+        dict(name="sgd"),
+        dict(clipnorm=None),
+        dict(momentum=0.9),
+        dict(batch_size=8),
+        dict(zero_grad_tol=0.0),
+        dict(probe_size=3),
+    ):
         assert key(_with(BASE, **traced), 2, 10) != base, traced
     assert key(BASE, 3, 10) != base and key(BASE, 2, 11) != base
 

@@ -31,8 +31,9 @@ def services() -> dict:
 
 
 def env_example() -> dict:
-    pairs = (line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
-             if line.strip() and not line.startswith("#"))
+    pairs = (
+        line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line.strip() and not line.startswith("#")
+    )
     return {key.strip(): value.strip() for key, value in pairs}
 
 
@@ -48,8 +49,12 @@ def docker_compose(*args: str, env_file: Path) -> subprocess.CompletedProcess:
     if exe is None:
         skip_or_fail("docker-compose is not installed (Debian: apt-get install docker-compose)")
     # --project-directory keeps a developer's own .env out; env_file alone supplies values.
-    return subprocess.run([exe, "--project-directory", str(REPO), "-f", str(COMPOSE), "--env-file", str(env_file),
-                           *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [exe, "--project-directory", str(REPO), "-f", str(COMPOSE), "--env-file", str(env_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def environment(service: dict) -> dict:
@@ -86,8 +91,14 @@ def test_published_ports_are_bound_to_loopback(services):
 
 def test_images_are_pinned(services):
     images = {name: service["image"] for name, service in services.items()}
-    images.update({path.name: line.split()[1] for path in DOCKERFILES
-                   for line in path.read_text().splitlines() if line.startswith("FROM ")})
+    images.update(
+        {
+            path.name: line.split()[1]
+            for path in DOCKERFILES
+            for line in path.read_text().splitlines()
+            if line.startswith("FROM ")
+        }
+    )
     for where, image in images.items():
         tag = image.rsplit("/", 1)[-1].partition(":")[2]
         assert tag and tag != "latest" and "$" not in tag, f"{where}: image {image!r} has no pinned tag"

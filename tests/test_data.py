@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gradsweep.config import DataConfig
-from gradsweep.data import LOADERS, DataError, load
+from gradsweep.data.datasets import LOADERS, DataError, load
 
 
 def _copies(x_train: np.ndarray, x_val: np.ndarray) -> int:
@@ -57,20 +57,27 @@ def test_default_dataset_needs_no_download():
 
 def test_csv_codes_categoricals_and_fills_missing(tmp_path):
     path = tmp_path / "d.csv"
-    pd.DataFrame({"colour": ["red", "blue", None, "red"] * 10, "size": [1.0, None, 3.0, 4.0] * 10,
-                  "label": ["yes", "no"] * 20}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"colour": ["red", "blue", None, "red"] * 10, "size": [1.0, None, 3.0, 4.0] * 10, "label": ["yes", "no"] * 20}
+    ).to_csv(path, index=False)
     data = load(DataConfig(name="csv", path=str(path), target="label"))
     assert data.features == ["colour", "size"]
     assert not np.isnan(data.x_train).any()
     assert set(np.unique(data.y_train)) == {0.0, 1.0}
 
 
-@pytest.mark.parametrize("content, target, message", [
-    ("a,b\n1,0\n2,1\n", "label", "data.target: column 'label'"),
-    ("a,label\n1,0\n2,1\nx,0\n3,1\n4,0\n5,1\n6,0\n7,1\n8,0\n9,1\n10,0\n", "label",
-     "column 'a' is numeric but holds 'x'"),
-    ("a,label\n1,0\n2,1\n3,2\n", "label", "exactly 2 classes"),
-])
+@pytest.mark.parametrize(
+    "content, target, message",
+    [
+        ("a,b\n1,0\n2,1\n", "label", "data.target: column 'label'"),
+        (
+            "a,label\n1,0\n2,1\nx,0\n3,1\n4,0\n5,1\n6,0\n7,1\n8,0\n9,1\n10,0\n",
+            "label",
+            "column 'a' is numeric but holds 'x'",
+        ),
+        ("a,label\n1,0\n2,1\n3,2\n", "label", "exactly 2 classes"),
+    ],
+)
 def test_bad_csv_fails_with_one_clear_message(tmp_path, content, target, message):
     path = tmp_path / "bad.csv"
     path.write_text(content)

@@ -7,10 +7,10 @@ import math
 import optuna
 import pandas as pd
 import pytest
+from conftest import run_gradsweep
 from mlflow import MlflowClient
 
-from conftest import run_gradsweep
-from gradsweep.regime import REGIMES
+from gradsweep.diagnosis.regime import REGIMES
 
 SMOKE_EPOCHS = 2
 
@@ -29,8 +29,11 @@ def _runs(stores: dict):
 def smoke(tmp_path_factory):
     """One smoke sweep, shared by the checks below (it is the expensive part)."""
     tmp = tmp_path_factory.mktemp("smoke")
-    stores = {"tracking.uri": f"sqlite:///{tmp}/m.db", "sweep.storage": f"sqlite:///{tmp}/o.db",
-              "tracking.artifacts": str(tmp / "artifacts")}
+    stores = {
+        "tracking.uri": f"sqlite:///{tmp}/m.db",
+        "sweep.storage": f"sqlite:///{tmp}/o.db",
+        "tracking.artifacts": str(tmp / "artifacts"),
+    }
     done = run_gradsweep("+sweep=smoke", *_args(stores), cwd=tmp)
     assert done.returncode == 0, done.stdout[-3000:]
     return tmp, stores, done
@@ -67,7 +70,8 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
                 history = client.get_metric_history(run.info.run_id, f"grad/{layer}/{stat}")
                 steps = sorted(m.step for m in history)
                 assert steps == list(range(1, SMOKE_EPOCHS + 1)) or (
-                    stat == "norm_mean" and steps == list(range(0, SMOKE_EPOCHS + 1))), (layer, stat, steps)
+                    stat == "norm_mean" and steps == list(range(0, SMOKE_EPOCHS + 1))
+                ), (layer, stat, steps)
         for metric in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "grad/global_norm"):
             assert len(client.get_metric_history(run.info.run_id, metric)) == SMOKE_EPOCHS
         assert math.isclose(run.data.metrics["val/loss"], trials[number].value, rel_tol=1e-6)
@@ -107,32 +111,46 @@ def test_more_trials_continue_the_same_study_and_parent(smoke):
 
 def test_changed_space_is_refused(smoke):
     tmp, stores, _ = smoke
-    changed = run_gradsweep("+sweep=smoke", "sweep.space.model.activation.choices=[sigmoid]", *_args(stores),
-                            cwd=tmp)
+    changed = run_gradsweep("+sweep=smoke", "sweep.space.model.activation.choices=[sigmoid]", *_args(stores), cwd=tmp)
     assert changed.returncode == 2
     assert "different search space" in changed.stdout and "Traceback" not in changed.stdout
 
 
 def test_rerun_reproduces_a_trial_exactly(smoke):
     tmp, stores, _ = smoke
-    client, runs = _runs(stores)
+    _, runs = _runs(stores)
     trial = next(r for r in runs if r.data.tags.get("optuna.trial_number") == "1")
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "gradsweep", "rerun", trial.info.run_id,
-                           "--tracking-uri", stores["tracking.uri"]], cwd=tmp, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "gradsweep", "rerun", trial.info.run_id, "--tracking-uri", stores["tracking.uri"]],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     assert "identical" in done.stdout + done.stderr
 
 
 def test_diverging_trials_stay_complete_with_finite_values(tmp_path, stores):
     done = run_gradsweep(
-        "+sweep=smoke", "sweep.name=nan", "sweep.n_trials=2", "model.activation=linear", "model.init=random_normal",
-        "model.init_std=5", "model.depth=4", "optimizer=sgd", "~sweep.space.model",
-        "sweep.space.optimizer.learning_rate.low=50", "sweep.space.optimizer.learning_rate.high=100",
-        "train.epochs=4", *_args(stores), cwd=tmp_path)
+        "+sweep=smoke",
+        "sweep.name=nan",
+        "sweep.n_trials=2",
+        "model.activation=linear",
+        "model.init=random_normal",
+        "model.init_std=5",
+        "model.depth=4",
+        "optimizer=sgd",
+        "~sweep.space.model",
+        "sweep.space.optimizer.learning_rate.low=50",
+        "sweep.space.optimizer.learning_rate.high=100",
+        "train.epochs=4",
+        *_args(stores),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     trials = optuna.load_study(study_name="nan", storage=stores["sweep.storage"]).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
@@ -167,8 +185,13 @@ def test_sigterm_leaves_no_running_run(tmp_path, stores):
 
     args = ["+sweep=smoke", "sweep.name=term", "train.epochs=400", "data.n_samples=2000", *_args(stores)]
     _runs(stores)  # creates the MLflow schema now: two processes creating it at once collide
-    process = subprocess.Popen([sys.executable, "-m", "gradsweep", *args], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradsweep", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and process.poll() is None:
@@ -203,9 +226,23 @@ def test_mlflow_ui_serves_the_sweep(smoke):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", stores["tracking.uri"],
-                               "--host", "127.0.0.1", "--port", str(port)], cwd=tmp,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            stores["tracking.uri"],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(90):
             try:
@@ -213,15 +250,19 @@ def test_mlflow_ui_serves_the_sweep(smoke):
                 break
             except OSError:
                 time.sleep(1)
-        client, runs = _runs(stores)
+        _, runs = _runs(stores)
         request = urllib.request.Request(
-            f"{base}/api/2.0/mlflow/runs/search", method="POST", headers={"Content-Type": "application/json"},
-            data=json.dumps({"experiment_ids": [runs[0].info.experiment_id]}).encode())
+            f"{base}/api/2.0/mlflow/runs/search",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"experiment_ids": [runs[0].info.experiment_id]}).encode(),
+        )
         served = json.load(urllib.request.urlopen(request, timeout=10))["runs"]
         assert len(served) == len(runs)
         trial = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
-        png = urllib.request.urlopen(f"{base}/get-artifact?path=gradient_flow.png&run_uuid={trial.info.run_id}",
-                                     timeout=10).read()
+        png = urllib.request.urlopen(
+            f"{base}/get-artifact?path=gradient_flow.png&run_uuid={trial.info.run_id}", timeout=10
+        ).read()
         assert png[:4] == b"\x89PNG"
     finally:
         server.terminate()
@@ -239,7 +280,8 @@ def _check_report(folder):
     table = pd.read_csv(folder / "trials.csv")
     assert set(table["regime"]) <= set(REGIMES) and len(table) >= 3
     assert {"model.activation", "optimizer.learning_rate", "value", "detail", "max_rel_norm", "val/accuracy"} <= set(
-        table.columns)
+        table.columns
+    )
     assert table["max_rel_norm"].notna().all()
 
 
@@ -250,8 +292,9 @@ def test_report_is_written_and_rebuilt_from_the_stores(smoke):
     folder = tmp / "sweeps" / "smoke" / "report"
     _check_report(folder)
     shutil.rmtree(folder)
-    done = run_gradsweep("report", "smoke", f"sweep.storage={stores['sweep.storage']}",
-                         f"tracking.uri={stores['tracking.uri']}", cwd=tmp)
+    done = run_gradsweep(
+        "report", "smoke", f"sweep.storage={stores['sweep.storage']}", f"tracking.uri={stores['tracking.uri']}", cwd=tmp
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     _check_report(folder)
     compared = run_gradsweep("compare", "smoke", "smoke", f"sweep.storage={stores['sweep.storage']}", cwd=tmp)
@@ -267,16 +310,24 @@ def test_report_of_an_unknown_sweep_is_one_clear_line(tmp_path):
 def test_swept_data_keys_reach_each_trial_and_objective_changes_are_refused(tmp_path, monkeypatch, stores):
     from hydra import compose, initialize_config_dir
 
-    from gradsweep.cli import config_dir
+    from gradsweep.commands.sweep import run_sweep
     from gradsweep.config import ConfigError, register, to_config
-    from gradsweep.sweep import run_sweep
+    from gradsweep.config.compose import config_dir
 
     register()
     monkeypatch.chdir(tmp_path)
-    overrides = ["+sweep=smoke", "sweep.name=scaled", "sweep.sampler=grid", "sweep.sampler_options={}",
-                 "sweep.n_trials=2", "~sweep.space.optimizer", "sweep.space.model.activation.choices=[tanh]",
-                 "+sweep.space.data.scale={type:categorical,choices:[false,true]}", "train.epochs=1",
-                 *_args(stores)]
+    overrides = [
+        "+sweep=smoke",
+        "sweep.name=scaled",
+        "sweep.sampler=grid",
+        "sweep.sampler_options={}",
+        "sweep.n_trials=2",
+        "~sweep.space.optimizer",
+        "sweep.space.model.activation.choices=[tanh]",
+        "+sweep.space.data.scale={type:categorical,choices:[false,true]}",
+        "train.epochs=1",
+        *_args(stores),
+    ]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         config = to_config(compose("config", overrides=overrides))
         maximise = to_config(compose("config", overrides=overrides + ["sweep.objective.direction=maximize"]))

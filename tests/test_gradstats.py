@@ -10,20 +10,23 @@ import pytest
 import tensorflow as tf
 
 from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
-from gradsweep.data import Dataset, load
-from gradsweep.gradstats import apply_and_capture
-from gradsweep.model import build_model, layer_names
-from gradsweep.trial import constant_loss, objective_value
-from gradsweep.training import train
+from gradsweep.data.datasets import Dataset, load
+from gradsweep.model.gradstats import apply_and_capture
+from gradsweep.model.network import build_model, layer_names
+from gradsweep.tracking.recorder import constant_loss, objective_value
+from gradsweep.training.loop import train
 
 # 64 training rows and one batch of 64: an epoch is exactly one step on all of them.
 DATA = DataConfig(name="moons", n_samples=80)
 
 
 def _config(**optimizer) -> Config:
-    return Config(data=DATA, model=ModelConfig(activation="tanh", depth=3, width=8),
-                  optimizer=OptimizerConfig(name="sgd", learning_rate=0.1, **optimizer),
-                  train=TrainConfig(epochs=1, batch_size=64))
+    return Config(
+        data=DATA,
+        model=ModelConfig(activation="tanh", depth=3, width=8),
+        optimizer=OptimizerConfig(name="sgd", learning_rate=0.1, **optimizer),
+        train=TrainConfig(epochs=1, batch_size=64),
+    )
 
 
 def _independent_gradients(config: Config, data: Dataset, seed: int):
@@ -101,8 +104,12 @@ def test_layer_names_are_stable_across_trials():
     config = _config()
     data = load(config.data)
     first, second = train(config, data, seed=1), train(config, data, seed=2)
-    expected = {"grad/dense_00/norm_mean", "grad/dense_01/norm_mean", "grad/dense_02/norm_mean",
-                "grad/output/norm_mean"}
+    expected = {
+        "grad/dense_00/norm_mean",
+        "grad/dense_01/norm_mean",
+        "grad/dense_02/norm_mean",
+        "grad/output/norm_mean",
+    }
     assert expected <= set(first.epochs[0]) and set(first.epochs[0]) == set(second.epochs[0])
     assert layer_names(ModelConfig(widths=[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]))[-2:] == ["dense_10", "output"]
 
@@ -131,9 +138,12 @@ def test_trials_in_one_process_do_not_keep_earlier_graphs():
 
 
 def test_nan_loss_stops_training_and_keeps_the_trial_as_data():
-    config = Config(data=DATA, model=ModelConfig(activation="linear", depth=4, width=16, init="random_normal",
-                                                 init_std=5.0),
-                    optimizer=OptimizerConfig(name="sgd", learning_rate=100.0), train=TrainConfig(epochs=5))
+    config = Config(
+        data=DATA,
+        model=ModelConfig(activation="linear", depth=4, width=16, init="random_normal", init_std=5.0),
+        optimizer=OptimizerConfig(name="sgd", learning_rate=100.0),
+        train=TrainConfig(epochs=5),
+    )
     data = load(config.data)
     result = train(config, data, seed=0)
     assert result.diverged and result.stop_reason == "diverged"
@@ -143,15 +153,19 @@ def test_nan_loss_stops_training_and_keeps_the_trial_as_data():
     assert 0 < result.epochs[-1]["grad/dense_00/nonfinite"] <= steps  # steps with a NaN/inf, not entries
     value = objective_value(result, "val/loss", data)
     assert np.isfinite(value) and value == pytest.approx(constant_loss(data.positive_rate))
-    assert objective_value(result, "val/accuracy", data) == pytest.approx(max(data.positive_rate,
-                                                                              1 - data.positive_rate))
+    assert objective_value(result, "val/accuracy", data) == pytest.approx(
+        max(data.positive_rate, 1 - data.positive_rate)
+    )
 
 
 def test_saturation_probe_sees_a_saturated_sigmoid_layer():
     base = load(DATA)
     raw = Dataset(base.x_train * 1e4, base.y_train, base.x_val * 1e4, base.y_val, base.features)
-    config = Config(data=DATA, model=ModelConfig(activation="sigmoid", depth=2, width=8, init="random_normal",
-                                                 init_std=1.0), train=TrainConfig(epochs=1))
+    config = Config(
+        data=DATA,
+        model=ModelConfig(activation="sigmoid", depth=2, width=8, init="random_normal", init_std=1.0),
+        train=TrainConfig(epochs=1),
+    )
     result = train(config, raw, seed=0)
     assert result.init["act/dense_00/saturation"] > 0.95
     assert result.epochs[0]["grad/dense_00/zero_frac"] > 0.5
@@ -160,9 +174,12 @@ def test_saturation_probe_sees_a_saturated_sigmoid_layer():
 
 
 def test_objective_uses_the_restored_best_epoch():
-    config = Config(data=DATA, model=ModelConfig(activation="tanh", depth=2, width=8),
-                    optimizer=OptimizerConfig(name="sgd", learning_rate=2.0),
-                    train=TrainConfig(epochs=6, batch_size=16, early_stopping_patience=50))
+    config = Config(
+        data=DATA,
+        model=ModelConfig(activation="tanh", depth=2, width=8),
+        optimizer=OptimizerConfig(name="sgd", learning_rate=2.0),
+        train=TrainConfig(epochs=6, batch_size=16, early_stopping_patience=50),
+    )
     result = train(config, load(config.data), seed=0)
     losses = [e["val/loss"] for e in result.epochs]
     assert result.stop_reason == "completed" and len(losses) == 6

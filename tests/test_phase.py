@@ -8,9 +8,9 @@ import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 
-from gradsweep.cli import config_dir
+from gradsweep.commands.sweep import run_sweep
 from gradsweep.config import register, to_config
-from gradsweep.sweep import run_sweep
+from gradsweep.config.compose import config_dir
 
 register()
 
@@ -19,13 +19,24 @@ register()
 def test_tanh_at_depth_32_goes_vanishing_healthy_exploding_around_1_76(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            "+sweep=phase", "sweep.space.model.activation.choices=[tanh]", "sweep.space.model.depth.choices=[32]",
-            "sweep.n_trials=7", f"tracking.uri=sqlite:///{tmp_path}/m.db"])
+        cfg = compose(
+            "config",
+            overrides=[
+                "+sweep=phase",
+                "sweep.space.model.activation.choices=[tanh]",
+                "sweep.space.model.depth.choices=[32]",
+                "sweep.n_trials=7",
+                f"tracking.uri=sqlite:///{tmp_path}/m.db",
+            ],
+        )
     config = to_config(cfg)
     run_sweep(config)
-    study = optuna.load_study(study_name="phase", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "sweeps/phase/optuna.journal"))))
+    study = optuna.load_study(
+        study_name="phase",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "sweeps/phase/optuna.journal"))
+        ),
+    )
     trials = sorted(study.get_trials(), key=lambda t: t.params["model.init_std"])
     sigma_w2 = [t.params["model.init_std"] ** 2 * config.model.width for t in trials]
     regimes = [t.user_attrs["regime"] for t in trials]

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from gradsweep.config import (Config, DataConfig, ModelConfig, OptimizerConfig, RegimeConfig, TrainConfig)
-from gradsweep.data import load
-from gradsweep.model import layer_names
-from gradsweep.regime import REGIMES, Verdict, diagnose
-from gradsweep.training import TrainResult, train
+from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, RegimeConfig, TrainConfig
+from gradsweep.data.datasets import load
+from gradsweep.diagnosis.regime import REGIMES, Verdict, diagnose
+from gradsweep.model.network import layer_names
+from gradsweep.training.loop import TrainResult, train
 
 LAYERS = ["dense_00", "dense_01", "dense_02", "output"]
 
@@ -22,9 +22,15 @@ def _epochs(n=3, **overrides):
     for _ in range(n):
         row = {"train/loss": 0.5, "val/loss": 0.5}
         for layer in LAYERS:
-            row.update({f"grad/{layer}/norm_mean": 0.1, f"grad/{layer}/rel_norm": 0.1,
-                        f"grad/{layer}/update_ratio": 1e-3, f"grad/{layer}/zero_frac": 0.0,
-                        f"grad/{layer}/nonfinite": 0.0})
+            row.update(
+                {
+                    f"grad/{layer}/norm_mean": 0.1,
+                    f"grad/{layer}/rel_norm": 0.1,
+                    f"grad/{layer}/update_ratio": 1e-3,
+                    f"grad/{layer}/zero_frac": 0.0,
+                    f"grad/{layer}/nonfinite": 0.0,
+                }
+            )
             if layer != "output":
                 row.update({f"act/{layer}/saturation": 0.1, f"act/{layer}/dead": 0.0})
         for key, value in overrides.items():
@@ -39,22 +45,58 @@ CASES = [
     # (activation, overrides, diverged, regime, detail, words in the evidence)
     ("tanh", {}, False, "healthy", "", []),
     ("tanh", {}, True, "diverged", "nan_loss", ["NaN or inf in epoch 2"]),
-    ("sigmoid", {"dense_00.zero_frac": 1.0, "dense_00.saturation": 0.97, "dense_00.norm_mean": 0.0}, False,
-     "vanishing", "saturation", ["dense_00", "100 % of gradient entries exactly zero", "97 % of sigmoid units"]),
-    ("relu", {"dense_01.dead": 0.8, "dense_01.zero_frac": 0.85}, False, "vanishing", "dead_relu",
-     ["80 % of relu units dead"]),
-    ("tanh", {"dense_00.norm_mean": 4e-7}, False, "vanishing", "depth_decay",
-     ["dense_00 gradient 4e-06 of that of dense_02"]),
+    (
+        "sigmoid",
+        {"dense_00.zero_frac": 1.0, "dense_00.saturation": 0.97, "dense_00.norm_mean": 0.0},
+        False,
+        "vanishing",
+        "saturation",
+        ["dense_00", "100 % of gradient entries exactly zero", "97 % of sigmoid units"],
+    ),
+    (
+        "relu",
+        {"dense_01.dead": 0.8, "dense_01.zero_frac": 0.85},
+        False,
+        "vanishing",
+        "dead_relu",
+        ["80 % of relu units dead"],
+    ),
+    (
+        "tanh",
+        {"dense_00.norm_mean": 4e-7},
+        False,
+        "vanishing",
+        "depth_decay",
+        ["dense_00 gradient 4e-06 of that of dense_02"],
+    ),
     ("tanh", {"dense_00.norm_mean": 50.0}, False, "exploding", "depth_growth", ["500x that of dense_02"]),
-    ("relu", {f"{layer}.rel_norm": 1e-5 for layer in LAYERS}, False, "vanishing", "uniformly_small",
-     ["below 1e-05 of its weights"]),
+    (
+        "relu",
+        {f"{layer}.rel_norm": 1e-5 for layer in LAYERS},
+        False,
+        "vanishing",
+        "uniformly_small",
+        ["below 1e-05 of its weights"],
+    ),
     ("relu", {"output.rel_norm": 5e3}, False, "exploding", "large_gradients", ["output gradient 5e+03x"]),
     ("tanh", {"dense_02.update_ratio": 3.0}, False, "exploding", "large_updates", ["dense_02", "3x their norm"]),
-    ("tanh", {"dense_01.nonfinite": 12.0}, False, "exploding", "nonfinite_gradients",
-     ["a NaN/inf gradient in 36 steps over 3 epochs"]),
+    (
+        "tanh",
+        {"dense_01.nonfinite": 12.0},
+        False,
+        "exploding",
+        "nonfinite_gradients",
+        ["a NaN/inf gradient in 36 steps over 3 epochs"],
+    ),
     # Both kinds of evidence: exploding decides, the vanishing evidence is kept.
-    ("sigmoid", {"dense_00.zero_frac": 1.0, "dense_00.saturation": 1.0, "output.rel_norm": 1e3}, False,
-     "exploding", "large_gradients", ["saturated"]),
+    (
+        "sigmoid",
+        {"dense_00.zero_frac": 1.0, "dense_00.saturation": 1.0, "output.rel_norm": 1e3},
+        False,
+        "exploding",
+        "large_gradients",
+        ["saturated"],
+    ),
     ("tanh", {"dense_00.zero_frac": 0.95}, False, "vanishing", "zero_gradients", ["below float32"]),
 ]
 
@@ -93,8 +135,13 @@ THEORY_CASES = [
     # Linear far below critical (chi_1 = 0.5): flat profile, tiny against the weights.
     ("linear_below", dict(activation="linear", init_std=(0.5 / 64) ** 0.5), "sgd", 1e-2, {"vanishing"}),
     # tanh at the critical point (sigma_w^2 = 1.76, sigma_b^2 = 0.05).
-    ("tanh_critical", dict(activation="tanh", init_std=(1.76 / 64) ** 0.5, bias_init_std=0.05 ** 0.5), "sgd",
-     1e-2, {"healthy"}),
+    (
+        "tanh_critical",
+        dict(activation="tanh", init_std=(1.76 / 64) ** 0.5, bias_init_std=0.05**0.5),
+        "sgd",
+        1e-2,
+        {"healthy"},
+    ),
     # Deep sigmoid with Glorot init (chi_1 = 0.056).
     ("sigmoid_glorot", dict(activation="sigmoid", init="glorot_uniform"), "sgd", 1e-2, {"vanishing"}),
 ]
@@ -103,9 +150,12 @@ THEORY_CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("name, model, optimizer, lr, expected", THEORY_CASES, ids=[c[0] for c in THEORY_CASES])
 def test_real_trainings_get_the_verdict_theory_fixes(name, model, optimizer, lr, expected):
-    config = Config(data=DataConfig(name="moons", n_samples=320, scale=True),
-                    model=ModelConfig(**{**DEEP, **model}),
-                    optimizer=OptimizerConfig(name=optimizer, learning_rate=lr), train=TrainConfig(epochs=2))
+    config = Config(
+        data=DataConfig(name="moons", n_samples=320, scale=True),
+        model=ModelConfig(**{**DEEP, **model}),
+        optimizer=OptimizerConfig(name=optimizer, learning_rate=lr),
+        train=TrainConfig(epochs=2),
+    )
     result = train(config, load(config.data), seed=0)
     verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
     assert verdict.regime in expected, verdict.evidence

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import run_gradsweep
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-
-from conftest import run_gradsweep
 
 # Trials of a few seconds each, so a kill lands inside one.
 EPOCHS = 30
@@ -23,9 +22,15 @@ SWEEP = ["+sweep=smoke", f"train.epochs={EPOCHS}", "data.n_samples=1500"]
 
 
 def _start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gradsweep", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "gradsweep", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
@@ -37,15 +42,17 @@ def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
     return output
 
 
-def _wait_for_trial_in_progress(study_name: str, storage_url: str, process: subprocess.Popen,
-                                timeout: float = 180) -> optuna.trial.FrozenTrial:
+def _wait_for_trial_in_progress(
+    study_name: str, storage_url: str, process: subprocess.Popen, timeout: float = 180
+) -> optuna.trial.FrozenTrial:
     """A RUNNING trial that has reported at least two epochs (so it is mid-training)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert process.poll() is None, process.communicate()[0][-3000:]
         try:
             trials = optuna.load_study(study_name=study_name, storage=_storage(storage_url)).get_trials(
-                states=(TrialState.RUNNING,))
+                states=(TrialState.RUNNING,)
+            )
         except (KeyError, FileNotFoundError):  # the study is not created yet
             trials = []
         ready = [t for t in trials if len(t.intermediate_values) >= 2 and "worker" in t.user_attrs]
@@ -87,8 +94,9 @@ def check_exactly_once(study: optuna.Study, client: MlflowClient, n_trials: int,
         assert run.info.status in ("FAILED", "KILLED") and run.data.tags["optuna.state"] == "FAIL"
 
 
-def kill_a_worker_mid_trial(args: list[str], cwd: Path, storage_url: str, tracking_uri: str, n_trials: int,
-                            name: str, env: dict | None = None) -> str:
+def kill_a_worker_mid_trial(
+    args: list[str], cwd: Path, storage_url: str, tracking_uri: str, n_trials: int, name: str, env: dict | None = None
+) -> str:
     """Runs the sweep, SIGKILLs the worker of a trial in progress, checks the outcome."""
     process = _start([*args, f"sweep.name={name}", f"sweep.n_trials={n_trials}"], cwd, env)
     try:
@@ -110,8 +118,9 @@ def test_two_local_workers_survive_a_sigkill_on_the_default_storage(tmp_path):
     tracking = f"sqlite:///{tmp_path}/m.db"
     MlflowClient(tracking).search_experiments()  # the schema, before processes race to create it
     args = [*SWEEP, "sweep.n_workers=2", f"tracking.uri={tracking}", f"tracking.artifacts={tmp_path}/artifacts"]
-    output = kill_a_worker_mid_trial(args, tmp_path, str(tmp_path / "sweeps" / "killed" / "optuna.journal"),
-                                     tracking, n_trials=4, name="killed")
+    output = kill_a_worker_mid_trial(
+        args, tmp_path, str(tmp_path / "sweeps" / "killed" / "optuna.journal"), tracking, n_trials=4, name="killed"
+    )
     assert "stopped with signal 9" in output
     assert "failed attempts" in output and "trials (complete + pruned)  4 (" in output
 
@@ -119,8 +128,14 @@ def test_two_local_workers_survive_a_sigkill_on_the_default_storage(tmp_path):
 @pytest.mark.slow
 def test_killed_sweep_run_again_ends_at_exactly_n_trials(tmp_path):
     tracking = f"sqlite:///{tmp_path}/m.db"
-    args = [*SWEEP, "sweep.name=again", "sweep.n_trials=4", "sweep.n_workers=2", f"tracking.uri={tracking}",
-            f"tracking.artifacts={tmp_path}/artifacts"]
+    args = [
+        *SWEEP,
+        "sweep.name=again",
+        "sweep.n_trials=4",
+        "sweep.n_workers=2",
+        f"tracking.uri={tracking}",
+        f"tracking.artifacts={tmp_path}/artifacts",
+    ]
     journal_path = str(tmp_path / "sweeps" / "again" / "optuna.journal")
     MlflowClient(tracking).search_experiments()
     process = _start(args, tmp_path)
@@ -142,7 +157,8 @@ def test_killed_sweep_run_again_ends_at_exactly_n_trials(tmp_path):
     check_exactly_once(study, MlflowClient(tracking), 4, lost)
     parents = MlflowClient(tracking).search_runs(
         [MlflowClient(tracking).get_experiment_by_name("gradsweep").experiment_id],
-        filter_string="tags.`gradsweep.kind` = 'sweep'")
+        filter_string="tags.`gradsweep.kind` = 'sweep'",
+    )
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
 
 
@@ -150,8 +166,15 @@ def test_killed_sweep_run_again_ends_at_exactly_n_trials(tmp_path):
 def test_sigterm_stops_every_worker_after_its_epoch(tmp_path):
     tracking = f"sqlite:///{tmp_path}/m.db"
     MlflowClient(tracking).search_experiments()
-    args = ["+sweep=smoke", "sweep.name=term", "sweep.n_workers=2", "train.epochs=400", "data.n_samples=1500",
-            f"tracking.uri={tracking}", f"tracking.artifacts={tmp_path}/artifacts"]
+    args = [
+        "+sweep=smoke",
+        "sweep.name=term",
+        "sweep.n_workers=2",
+        "train.epochs=400",
+        "data.n_samples=1500",
+        f"tracking.uri={tracking}",
+        f"tracking.artifacts={tmp_path}/artifacts",
+    ]
     process = _start(args, tmp_path)
     _wait_for_trial_in_progress("term", str(tmp_path / "sweeps" / "term" / "optuna.journal"), process)
     process.send_signal(signal.SIGTERM)
@@ -159,7 +182,9 @@ def test_sigterm_stops_every_worker_after_its_epoch(tmp_path):
     output = _finish(process, timeout=90)
     assert process.returncode == 130, output[-3000:]
     assert time.monotonic() - started < 60
-    trials = optuna.load_study(study_name="term", storage=_storage(str(tmp_path / "sweeps/term/optuna.journal"))).get_trials()
+    trials = optuna.load_study(
+        study_name="term", storage=_storage(str(tmp_path / "sweeps/term/optuna.journal"))
+    ).get_trials()
     assert trials and all(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials)
     client = MlflowClient(tracking)
     runs = client.search_runs([client.get_experiment_by_name("gradsweep").experiment_id])
@@ -171,9 +196,16 @@ def test_sigterm_stops_every_worker_after_its_epoch(tmp_path):
 
 # ------------------------------------------------------------------ PostgreSQL + MLflow server
 
+
 def _server_args(optuna_url: str, tracking: str, name: str, n_trials: int, *extra: str) -> list[str]:
-    return [*SWEEP, f"sweep.name={name}", f"sweep.n_trials={n_trials}", f"sweep.storage={optuna_url}",
-            f"tracking.uri={tracking}", *extra]
+    return [
+        *SWEEP,
+        f"sweep.name={name}",
+        f"sweep.n_trials={n_trials}",
+        f"sweep.storage={optuna_url}",
+        f"tracking.uri={tracking}",
+        *extra,
+    ]
 
 
 def test_three_workers_from_two_processes_on_postgres_survive_a_sigkill(optuna_url, mlflow_http):
@@ -190,19 +222,23 @@ def test_three_workers_from_two_processes_on_postgres_survive_a_sigkill(optuna_u
     client = MlflowClient(mlflow_http.url)
     check_exactly_once(study, client, n_trials, lost=[victim.number])
     experiment = client.get_experiment_by_name("gradsweep")
-    parents = client.search_runs([experiment.experiment_id],
-                                 filter_string=f"tags.`optuna.study` = '{name}' and tags.`gradsweep.kind` = 'sweep'")
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`optuna.study` = '{name}' and tags.`gradsweep.kind` = 'sweep'"
+    )
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    trials = client.search_runs([experiment.experiment_id],
-                                filter_string=f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
+    trials = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
+    )
     assert len(trials) == n_trials + 1  # the killed attempt stays, FAILED
     assert optuna_url.split("@")[0].split(":")[-1] not in "".join(outputs)  # the password is never printed
 
 
 def _all_epochs_recorded(client: MlflowClient, study_name: str, epochs: int) -> None:
     experiment = client.get_experiment_by_name("gradsweep")
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.`optuna.study` = '{study_name}' and tags.`gradsweep.kind` = 'trial'")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`optuna.study` = '{study_name}' and tags.`gradsweep.kind` = 'trial'",
+    )
     finished = [r for r in runs if r.info.status == "FINISHED"]
     assert finished
     for run in finished:

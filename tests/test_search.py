@@ -6,15 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gradsweep.commands.rerun import compare
 from gradsweep.config import ConfigError, ParamSpec
-from gradsweep.regime_map import _axis_values, remedies
-from gradsweep.rerun import compare
-from gradsweep.search import grid
+from gradsweep.report.regime_map import _axis_values, remedies
+from gradsweep.study.search import grid
 
 
 def test_grid_values_stay_on_the_step():
-    values = grid({"optimizer.learning_rate": ParamSpec(type="float", low=0.0, high=1.0, step=0.3),
-                   "model.depth": ParamSpec(type="int", low=2, high=8, step=3)})
+    values = grid(
+        {
+            "optimizer.learning_rate": ParamSpec(type="float", low=0.0, high=1.0, step=0.3),
+            "model.depth": ParamSpec(type="int", low=2, high=8, step=3),
+        }
+    )
     assert values["optimizer.learning_rate"] == pytest.approx([0.0, 0.3, 0.6, 0.9])
     assert values["model.depth"] == [2, 5, 8]
 
@@ -40,14 +44,15 @@ def test_none_is_a_category_of_its_own_on_maps():
     assert labels == ["None", "1.0"] and list(positions) == [0, 1, 0]
     # The one unhealthy trial without clipping; its only neighbour with clipping is healthy.
     assert remedies(table, {"optimizer.clipnorm": spec}) == [
-        "optimizer.clipnorm=set: the nearest trial with it is healthy for 1 of 1 unhealthy trials without it"]
+        "optimizer.clipnorm=set: the nearest trial with it is healthy for 1 of 1 unhealthy trials without it"
+    ]
 
 
 def test_pruner_none_ignores_the_options_of_the_sweep_files_pruner():
     import optuna
 
     from gradsweep.config import SweepConfig
-    from gradsweep.search import make_pruner
+    from gradsweep.study.search import make_pruner
 
     options = {"n_startup_trials": 8, "n_warmup_steps": 3}
     assert isinstance(make_pruner(SweepConfig(pruner="median", pruner_options=options)), optuna.pruners.MedianPruner)

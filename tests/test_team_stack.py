@@ -24,12 +24,15 @@ WORKER = "sweep-worker"
 
 
 def connect(team_pg, role: str, dbname: str):
-    return psycopg2.connect(host="127.0.0.1", port=team_pg.port, user=role, dbname=dbname,
-                            password=team_pg.role_passwords[role])
+    return psycopg2.connect(
+        host="127.0.0.1", port=team_pg.port, user=role, dbname=dbname, password=team_pg.role_passwords[role]
+    )
 
 
-@pytest.mark.parametrize("role, dbname", [("optuna", "mlflow"), ("optuna", "mlflow_auth"),
-                                          ("optuna_viewer", "mlflow_auth"), ("mlflow", "optuna")])
+@pytest.mark.parametrize(
+    "role, dbname",
+    [("optuna", "mlflow"), ("optuna", "mlflow_auth"), ("optuna_viewer", "mlflow_auth"), ("mlflow", "optuna")],
+)
 def test_a_role_cannot_open_another_jobs_database(team_pg, role, dbname):
     with pytest.raises(psycopg2.OperationalError, match="permission denied"):
         connect(team_pg, role, dbname).close()
@@ -68,28 +71,50 @@ def login(monkeypatch, username: str, password: str) -> None:
 
 def set_up_worker(server, password: str) -> subprocess.CompletedProcess:
     """Runs docker/mlflow_users.py as the compose stack's mlflow-init service does."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_TRACKING_USERNAME": server.admin_username,
-           "MLFLOW_TRACKING_PASSWORD": server.admin_password, "MLFLOW_WORKER_USERNAME": WORKER,
-           "MLFLOW_WORKER_PASSWORD": password}
-    return subprocess.run([sys.executable, str(USERS_SCRIPT), EXPERIMENT], env=env, capture_output=True,
-                          text=True, timeout=120)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": server.url,
+        "MLFLOW_TRACKING_USERNAME": server.admin_username,
+        "MLFLOW_TRACKING_PASSWORD": server.admin_password,
+        "MLFLOW_WORKER_USERNAME": WORKER,
+        "MLFLOW_WORKER_PASSWORD": password,
+    }
+    return subprocess.run(
+        [sys.executable, str(USERS_SCRIPT), EXPERIMENT], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def create_run(server, auth) -> requests.Response:
     """POST runs/create in EXPERIMENT with basic-auth credentials ``auth``."""
-    response = requests.get(f"{server.url}/api/2.0/mlflow/experiments/get-by-name", timeout=30,
-                            params={"experiment_name": EXPERIMENT}, auth=(server.admin_username, server.admin_password))
-    return requests.post(f"{server.url}/api/2.0/mlflow/runs/create", auth=auth, timeout=30,
-                         json={"experiment_id": response.json()["experiment"]["experiment_id"]})
+    response = requests.get(
+        f"{server.url}/api/2.0/mlflow/experiments/get-by-name",
+        timeout=30,
+        params={"experiment_name": EXPERIMENT},
+        auth=(server.admin_username, server.admin_password),
+    )
+    return requests.post(
+        f"{server.url}/api/2.0/mlflow/runs/create",
+        auth=auth,
+        timeout=30,
+        json={"experiment_id": response.json()["experiment"]["experiment_id"]},
+    )
 
 
 def test_requests_without_valid_credentials_get_401(server):
     url = f"{server.url}/api/2.0/mlflow/experiments/search"
     assert requests.get(url, params={"max_results": 1}, timeout=30).status_code == 401
-    assert requests.get(url, params={"max_results": 1}, auth=(server.admin_username, "wrong-password-123"),
-                        timeout=30).status_code == 401
-    assert requests.get(url, params={"max_results": 1}, auth=(server.admin_username, server.admin_password),
-                        timeout=30).status_code == 200
+    assert (
+        requests.get(
+            url, params={"max_results": 1}, auth=(server.admin_username, "wrong-password-123"), timeout=30
+        ).status_code
+        == 401
+    )
+    assert (
+        requests.get(
+            url, params={"max_results": 1}, auth=(server.admin_username, server.admin_password), timeout=30
+        ).status_code
+        == 200
+    )
 
 
 def test_a_new_user_can_read_but_not_write(server, monkeypatch):

@@ -8,17 +8,19 @@ import keras
 import numpy as np
 import pytest
 
-from gradsweep.theory import (backprop_profile, chi1, critical_sigma_w2, measured_factor, predict,
-                              weight_variance)
+from gradsweep.model.theory import backprop_profile, chi1, critical_sigma_w2, measured_factor, predict, weight_variance
 
 
-@pytest.mark.parametrize("activation, sigma_w2, sigma_b2, expected", [
-    ("tanh", 1.0, 0.05, 0.759),
-    ("tanh", 4.0, 0.05, 1.342),
-    ("relu", 3.0, 0.0, 1.5),
-    ("relu", 0.5, 0.3, 0.25),
-    ("linear", 0.7, 0.0, 0.7),
-])
+@pytest.mark.parametrize(
+    "activation, sigma_w2, sigma_b2, expected",
+    [
+        ("tanh", 1.0, 0.05, 0.759),
+        ("tanh", 4.0, 0.05, 1.342),
+        ("relu", 3.0, 0.0, 1.5),
+        ("relu", 0.5, 0.3, 0.25),
+        ("linear", 0.7, 0.0, 0.7),
+    ],
+)
 def test_chi1_reference_values(activation, sigma_w2, sigma_b2, expected):
     assert chi1(activation, sigma_w2, sigma_b2) == pytest.approx(expected, abs=2e-3)
 
@@ -29,12 +31,22 @@ def test_critical_points():
     assert critical_sigma_w2("relu", 0.0) == pytest.approx(2.0, rel=1e-6)
 
 
-@pytest.mark.parametrize("init, std", [("random_normal", 0.3), ("truncated_normal", 0.3), ("random_uniform", 0.3),
-                                       ("glorot_uniform", 0), ("glorot_normal", 0), ("he_normal", 0),
-                                       ("he_uniform", 0), ("lecun_normal", 0)])
+@pytest.mark.parametrize(
+    "init, std",
+    [
+        ("random_normal", 0.3),
+        ("truncated_normal", 0.3),
+        ("random_uniform", 0.3),
+        ("glorot_uniform", 0),
+        ("glorot_normal", 0),
+        ("he_normal", 0),
+        ("he_uniform", 0),
+        ("lecun_normal", 0),
+    ],
+)
 def test_weight_variance_matches_what_keras_draws(init, std):
     from gradsweep.config import ModelConfig
-    from gradsweep.model import kernel_initializer
+    from gradsweep.model.network import kernel_initializer
 
     fan = 400
     cfg = ModelConfig(init=init, init_std=std or 0.05)
@@ -52,10 +64,19 @@ def _simulate(activation, sigma_w2, sigma_b2, width=128, depth=30, seed=0):
     return backprop_profile(weights, biases, out, np.zeros(1), activation, x, y)
 
 
-@pytest.mark.parametrize("activation, sigma_w2, sigma_b2", [
-    ("tanh", 1.0, 0.05), ("tanh", 1.76, 0.05), ("tanh", 4.0, 0.05), ("relu", 1.5, 0.0), ("relu", 2.5, 0.0),
-    ("linear", 0.9, 0.0), ("sigmoid", 4.0, 0.05), ("erf", 2.0, 0.05),
-])
+@pytest.mark.parametrize(
+    "activation, sigma_w2, sigma_b2",
+    [
+        ("tanh", 1.0, 0.05),
+        ("tanh", 1.76, 0.05),
+        ("tanh", 4.0, 0.05),
+        ("relu", 1.5, 0.0),
+        ("relu", 2.5, 0.0),
+        ("linear", 0.9, 0.0),
+        ("sigmoid", 4.0, 0.05),
+        ("erf", 2.0, 0.05),
+    ],
+)
 def test_measured_factor_agrees_with_theory(activation, sigma_w2, sigma_b2):
     factor = measured_factor(_simulate(activation, sigma_w2, sigma_b2), trim=3)
     assert factor == pytest.approx(chi1(activation, sigma_w2, sigma_b2), rel=0.1)

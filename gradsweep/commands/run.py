@@ -1,0 +1,68 @@
+"""``gradsweep run [overrides]``: compose the config with Hydra, check it, and run the
+sweep or the single run it describes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import List
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from gradsweep import logs
+from gradsweep.config import register, to_config
+from gradsweep.config.compose import compose_error, config_dir
+from gradsweep.errors import ConfigError, GradsweepError
+
+log = logging.getLogger("gradsweep")
+
+
+def run(cfg: DictConfig) -> int:
+    """Runs the composed config: a sweep when ``sweep`` is set, else one run."""
+    from gradsweep.data.datasets import load
+
+    try:
+        config = to_config(cfg)
+        data = load(config.data)  # bad data fails here, before TensorFlow loads
+    except GradsweepError as err:
+        log.error("%s", err)
+        return err.exit_code
+    logs.import_tensorflow()
+    from gradsweep.commands.sweep import run_single, run_sweep
+    from gradsweep.training.device import configure, threads_for
+
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)  # @hydra.main hands over cfg without its hydra node
+        used = configure(config.device, threads_for(config.threads, config.sweep.n_workers if config.sweep else 1))
+        log.debug("TensorFlow on %s", used)
+        summary = run_sweep(config, text, data) if config.sweep else run_single(config, data=data)
+    except GradsweepError as err:
+        log.error("%s", err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted: the running trial was marked failed and its MLflow run KILLED")
+        return 130
+    for line in summary.lines():
+        log.info(line)
+    return 0
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def _hydra_app(cfg: DictConfig) -> None:
+    code = run(cfg)
+    if code:
+        sys.exit(code)
+
+
+def main(overrides: List[str]) -> int:
+    """Checks the overrides in a second (one line naming the key on error), then hands
+    them to Hydra, which also takes its own flags (``--help``, ``--cfg job``, ``-m``)."""
+    register()
+    if not any(arg.startswith("-") for arg in overrides):  # Hydra's own flags: leave to Hydra
+        error = compose_error(overrides)
+        if error:
+            raise ConfigError(error)
+    sys.argv = [sys.argv[0], *overrides]
+    _hydra_app()
+    return 0

@@ -1,0 +1,116 @@
+"""The network and its optimizer, built from the config.
+
+Layer names are part of the public interface (MLflow keys ``grad/<layer>/...``): hidden
+layer ``i`` from the input is ``dense_{i:02d}`` (its BatchNormalization ``bn_{i:02d}``,
+its activation ``act_{i:02d}``, its dropout ``dropout_{i:02d}``); the sigmoid output
+unit is ``output``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List
+
+import keras
+import numpy as np
+
+from gradsweep.config import ModelConfig, OptimizerConfig
+from gradsweep.model.gradstats import InstrumentedModel
+
+
+def hidden_name(index: int) -> str:
+    """The stable name of hidden Dense layer ``index`` (0 = next to the input)."""
+    return f"dense_{index:02d}"
+
+
+def layer_names(cfg: ModelConfig) -> List[str]:
+    """Names of the Dense layers whose gradients are recorded, input to output."""
+    return [hidden_name(i) for i in range(len(cfg.hidden_widths))] + ["output"]
+
+
+def kernel_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
+    """The configured initializer, with ``init_std`` applied where it has a meaning."""
+    if cfg.init == "random_normal":
+        return keras.initializers.RandomNormal(mean=0.0, stddev=cfg.init_std, seed=seed)
+    if cfg.init == "truncated_normal":
+        return keras.initializers.TruncatedNormal(mean=0.0, stddev=cfg.init_std, seed=seed)
+    if cfg.init == "random_uniform":
+        limit = cfg.init_std * math.sqrt(3.0)  # a uniform on [-a, a] has std a / sqrt(3)
+        return keras.initializers.RandomUniform(-limit, limit, seed=seed)
+    if cfg.init in ("zeros", "ones"):
+        return keras.initializers.get(cfg.init)
+    return keras.initializers.get({"class_name": cfg.init, "config": {"seed": seed}})
+
+
+def _bias_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
+    if cfg.bias_init_std == 0:
+        return keras.initializers.Zeros()
+    return keras.initializers.RandomNormal(stddev=cfg.bias_init_std, seed=seed)
+
+
+def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 1e-12) -> InstrumentedModel:
+    """Builds the MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> sigmoid,
+    with the initial values of ``seed`` (see :func:`initialize`)."""
+    inputs = keras.Input(shape=(n_features,), name="features")
+    h = inputs
+    for i, width in enumerate(cfg.hidden_widths):
+        # Placeholder initial values: initialize() draws the real ones, for a new model
+        # and for one reused by a later trial alike.
+        h = keras.layers.Dense(
+            width, name=hidden_name(i), use_bias=not cfg.batchnorm, kernel_initializer="zeros", bias_initializer="zeros"
+        )(h)
+        if cfg.batchnorm:
+            h = keras.layers.BatchNormalization(name=f"bn_{i:02d}")(h)
+        h = keras.layers.Activation(cfg.activation, name=f"act_{i:02d}")(h)
+        if cfg.dropout > 0:
+            h = keras.layers.Dropout(cfg.dropout, seed=_dropout_seed(seed, i), name=f"dropout_{i:02d}")(h)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="output", kernel_initializer="zeros")(h)
+    model = InstrumentedModel(inputs=inputs, outputs=outputs, name="mlp", zero_tol=zero_tol)
+    initialize(model, cfg, seed)
+    return model
+
+
+def initialize(model: keras.Model, cfg: ModelConfig, seed: int) -> None:
+    """Gives every layer of a model built by :func:`build_model` the initial values of
+    ``seed``: kernels and biases, BatchNorm's scale, shift and moving statistics, and the
+    dropout masks' random state. The only place that decides initial values."""
+    for i in range(len(cfg.hidden_widths)):
+        dense = model.get_layer(hidden_name(i))
+        # Each layer gets its own seed so layers of equal shape do not start identical.
+        _assign(dense.kernel, kernel_initializer(cfg, seed + 2 * i))
+        if dense.bias is not None:
+            _assign(dense.bias, _bias_initializer(cfg, seed + 2 * i + 1))
+        if cfg.batchnorm:
+            bn = model.get_layer(f"bn_{i:02d}")
+            for variable, initializer in (
+                (bn.gamma, bn.gamma_initializer),
+                (bn.beta, bn.beta_initializer),
+                (bn.moving_mean, bn.moving_mean_initializer),
+                (bn.moving_variance, bn.moving_variance_initializer),
+            ):
+                _assign(variable, initializer)
+        if cfg.dropout > 0:
+            state = model.get_layer(f"dropout_{i:02d}").seed_generator.state
+            state.assign(np.array([_dropout_seed(seed, i), 0], dtype=state.dtype))
+    output = model.get_layer("output")
+    # The read-out keeps Keras' default initializer, as in the tutorial's models.
+    _assign(output.kernel, keras.initializers.GlorotUniform(seed=seed + 999))
+    _assign(output.bias, keras.initializers.Zeros())
+
+
+def _dropout_seed(seed: int, index: int) -> int:
+    return seed + 1000 + index
+
+
+def _assign(variable: keras.Variable, initializer: keras.initializers.Initializer) -> None:
+    variable.assign(initializer(variable.shape, dtype=variable.dtype))
+
+
+def build_optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:
+    """The configured Keras optimizer; ``clipnorm`` clips inside ``optimizer.apply``."""
+    common = {"learning_rate": cfg.learning_rate, "clipnorm": cfg.clipnorm}
+    if cfg.name == "adam":
+        return keras.optimizers.Adam(**common)
+    if cfg.name == "sgd":
+        return keras.optimizers.SGD(momentum=cfg.momentum, **common)
+    return keras.optimizers.RMSprop(momentum=cfg.momentum, **common)

@@ -1,0 +1,197 @@
+"""Mean-field theory of signal propagation at initialisation, and its measurement.
+
+For a wide MLP with i.i.d. weights of variance sigma_w^2 / fan_in and biases of
+variance sigma_b^2, the pre-activation variance settles at a fixed point
+q* = sigma_w^2 E[phi(sqrt(q*) z)^2] + sigma_b^2, and the squared gradient norm with
+respect to pre-activations grows by chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] per layer
+toward the input (Poole et al. 2016; Schoenholz et al. 2017, "Deep Information
+Propagation"): chi_1 < 1 is the ordered (vanishing) phase, > 1 the chaotic (exploding)
+one. :func:`measured_factor` reads the same factor off a real network at init, so the
+two can be shown side by side; the verdict uses only the measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from typing import Callable, Dict, Optional, Sequence
+
+import numpy as np
+from scipy.special import erf
+
+# Keras' TruncatedNormal cuts at 2 std: the kept variance is 0.774 std^2.
+TRUNCATED_VARIANCE = 0.7740617
+_Z, _W = np.polynomial.hermite_e.hermegauss(121)
+_W = _W / _W.sum()  # E[f(z)], z ~ N(0, 1)
+
+_SQRT2 = math.sqrt(2.0)
+_SELU_A, _SELU_L = 1.6732632423543772, 1.0507009873554805
+
+
+def _sigmoid(h):
+    return 1.0 / (1.0 + np.exp(-np.clip(h, -700, 700)))
+
+
+def _gelu(h):
+    return 0.5 * h * (1.0 + erf(h / _SQRT2))
+
+
+def _gelu_grad(h):
+    return 0.5 * (1.0 + erf(h / _SQRT2)) + h * np.exp(-0.5 * h * h) / math.sqrt(2 * math.pi)
+
+
+# name -> (phi, phi'); numpy, float64.
+ACTIVATIONS: Dict[str, tuple[Callable, Callable]] = {
+    "tanh": (np.tanh, lambda h: 1.0 - np.tanh(h) ** 2),
+    "sigmoid": (_sigmoid, lambda h: _sigmoid(h) * (1.0 - _sigmoid(h))),
+    "relu": (lambda h: np.maximum(h, 0.0), lambda h: (h > 0).astype(float)),
+    "linear": (lambda h: h, np.ones_like),
+    "erf": (erf, lambda h: 2.0 / math.sqrt(math.pi) * np.exp(-h * h)),
+    "elu": (
+        lambda h: np.where(h > 0, h, np.expm1(np.minimum(h, 0))),
+        lambda h: np.where(h > 0, 1.0, np.exp(np.minimum(h, 0))),
+    ),
+    "selu": (
+        lambda h: _SELU_L * np.where(h > 0, h, _SELU_A * np.expm1(np.minimum(h, 0))),
+        lambda h: _SELU_L * np.where(h > 0, 1.0, _SELU_A * np.exp(np.minimum(h, 0))),
+    ),
+    "gelu": (_gelu, _gelu_grad),
+}
+
+
+def weight_variance(init: str, init_std: float, fan_in: int, fan_out: int) -> Optional[float]:
+    """sigma_w^2 = fan_in x the variance of one weight the Keras initializer draws.
+
+    Returns None where no single variance describes the draw (zeros, ones).
+    """
+    if init == "random_normal":
+        var = init_std**2
+    elif init == "truncated_normal":
+        var = TRUNCATED_VARIANCE * init_std**2
+    elif init == "random_uniform":
+        var = init_std**2  # limits +-std*sqrt(3)
+    elif init in ("glorot_uniform", "glorot_normal"):
+        var = 2.0 / (fan_in + fan_out)
+    elif init in ("he_uniform", "he_normal"):
+        var = 2.0 / fan_in
+    elif init in ("lecun_uniform", "lecun_normal", "variance_scaling"):
+        var = 1.0 / fan_in
+    elif init == "orthogonal":
+        var = 1.0 / max(fan_in, fan_out)  # unit singular values; mean-field only approximate
+    else:
+        return None
+    return var * fan_in
+
+
+def fixed_point(activation: str, sigma_w2: float, sigma_b2: float, iterations: int = 500) -> float:
+    """The pre-activation variance q* a deep net settles at."""
+    phi = ACTIVATIONS[activation][0]
+    q = 1.0
+    for _ in range(iterations):
+        new = sigma_w2 * float(np.dot(_W, phi(math.sqrt(q) * _Z) ** 2)) + sigma_b2
+        if not math.isfinite(new) or new > 1e30:
+            return math.inf  # unbounded: linear or ReLU above criticality
+        if abs(new - q) <= 1e-12 * max(1.0, q):
+            return new
+        q = new
+    return q
+
+
+def chi1(activation: str, sigma_w2: float, sigma_b2: float) -> float:
+    """Per-layer growth of the squared gradient norm toward the input at q*."""
+    if activation == "linear":
+        return sigma_w2
+    if activation == "relu":
+        return sigma_w2 / 2.0
+    q = fixed_point(activation, sigma_w2, sigma_b2)
+    if not math.isfinite(q):
+        q = 1e6
+    dphi = ACTIVATIONS[activation][1]
+    return sigma_w2 * float(np.dot(_W, dphi(math.sqrt(q) * _Z) ** 2))
+
+
+@cache  # pure; a report asks for the same boundary once per panel
+def critical_sigma_w2(activation: str, sigma_b2: float, low: float = 0.05, high: float = 50.0) -> Optional[float]:
+    """The sigma_w^2 at which chi_1 = 1 (the order-to-chaos boundary), by bisection."""
+    f = lambda s: chi1(activation, s, sigma_b2) - 1.0
+    if f(low) > 0 or f(high) < 0:
+        return None
+    for _ in range(80):
+        mid = math.sqrt(low * high)
+        low, high = (mid, high) if f(mid) < 0 else (low, mid)
+    return math.sqrt(low * high)
+
+
+@dataclass
+class Prediction:
+    """What theory says about one configuration."""
+
+    sigma_w2: float
+    sigma_b2: float
+    chi1: float
+    phase: str  # "ordered" (vanishing), "critical", "chaotic" (exploding)
+
+
+def predict(
+    activation: str,
+    init: str,
+    init_std: float,
+    bias_init_std: float,
+    width: int,
+    batchnorm: bool = False,
+    tolerance: float = 0.05,
+) -> Optional[Prediction]:
+    """Theory for hidden layers of ``width`` units; None where it does not apply."""
+    if batchnorm or activation not in ACTIVATIONS:  # BatchNorm breaks the plain recursion
+        return None
+    sigma_w2 = weight_variance(init, init_std, width, width)
+    if sigma_w2 is None:
+        return None
+    sigma_b2 = bias_init_std**2
+    value = chi1(activation, sigma_w2, sigma_b2)
+    phase = "critical" if abs(math.log(value)) <= tolerance else ("ordered" if value < 1 else "chaotic")
+    return Prediction(sigma_w2=sigma_w2, sigma_b2=sigma_b2, chi1=value, phase=phase)
+
+
+def backprop_profile(
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    out_w: np.ndarray,
+    out_b: np.ndarray,
+    activation: str,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
+    """Mean over examples of the per-example squared gradient norm w.r.t. each hidden
+    layer's pre-activations, input layer first, in float64 (no underflow at depth).
+
+    Per-example rows matter: the batch-mean gradient's terms cancel across examples.
+    """
+    phi, dphi = ACTIVATIONS[activation]
+    a = np.asarray(x, dtype=np.float64)
+    pre = []
+    for w, b in zip(weights, biases):
+        h = a @ w.astype(np.float64) + b.astype(np.float64)
+        pre.append(h)
+        a = phi(h)
+    logits = a @ out_w.astype(np.float64) + out_b.astype(np.float64)
+    delta_out = _sigmoid(logits) - np.asarray(y, dtype=np.float64).reshape(-1, 1)  # dBCE/dlogit
+    grad_a = delta_out @ out_w.astype(np.float64).T
+    squared = np.empty(len(pre))
+    for i in range(len(pre) - 1, -1, -1):
+        delta = grad_a * dphi(pre[i])
+        squared[i] = float(np.mean(np.sum(delta * delta, axis=1)))
+        grad_a = delta @ weights[i].astype(np.float64).T
+    return squared
+
+
+def measured_factor(profile: np.ndarray, trim: int = 1) -> Optional[float]:
+    """Per-layer growth factor toward the input, fitted in log space over the hidden
+    layers away from both ends (``trim`` dropped at each); None when too shallow."""
+    logs = np.log(np.maximum(profile, 1e-300))
+    inner = logs[trim : len(logs) - trim] if len(logs) > 2 * trim + 1 else logs
+    if len(inner) < 2 or not np.all(np.isfinite(inner)):
+        return None
+    slope = np.polyfit(np.arange(len(inner)), inner, 1)[0]
+    return float(math.exp(-slope))  # index grows toward the output; the factor is input-ward

@@ -1,0 +1,155 @@
+"""The sweep report: one self-contained HTML page with the regime map, plus its parts.
+
+:func:`build` writes into a folder (by default ``sweeps/<name>/report/``): ``report.html``
+(every image inlined as data, no script, no style or font fetched from anywhere),
+``trials.csv`` (params, regime, key statistics, objective) and the PNG figures. It reads
+the study alone, so it works for finished, running and killed sweeps alike.
+:func:`build_comparison` puts several sweeps' reports side by side in one page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import jinja2
+import optuna
+import pandas as pd
+
+from gradsweep.config import ParamSpec
+from gradsweep.keys import StudyAttr
+from gradsweep.report import regime_map
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("gradsweep.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+@dataclass
+class Report:
+    """What :func:`build` wrote."""
+
+    folder: Path
+    html: Path
+    files: List[Path]
+    counts: Dict[str, int]
+
+
+@dataclass
+class Image:
+    name: str
+    data: str  # a data: URI
+
+    @classmethod
+    def of(cls, path: Path) -> Image:
+        return cls(path.stem, "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode())
+
+
+@dataclass
+class Cell:
+    text: str
+    css: str = ""
+
+
+@dataclass
+class SweepView:
+    """One sweep as the page shows it."""
+
+    name: str
+    counts: Dict[str, int]
+    states: str
+    words: List[str] = field(default_factory=list)
+    fixes: List[str] = field(default_factory=list)
+    maps: List[Image] = field(default_factory=list)
+    extra: List[Image] = field(default_factory=list)
+    columns: List[str] = field(default_factory=list)
+    rows: List[List[Cell]] = field(default_factory=list)
+
+
+def _space_of(study: optuna.Study) -> Dict[str, ParamSpec]:
+    """The search space as recorded on the study (so the report needs no config files)."""
+    raw = study.user_attrs.get(StudyAttr.SPACE)
+    if raw:
+        return {name: ParamSpec(**spec) for name, spec in json.loads(raw).items()}
+    space: Dict[str, ParamSpec] = {}  # older studies: infer from the trials' distributions
+    for trial in study.get_trials(deepcopy=False):
+        for name, dist in trial.distributions.items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                space[name] = ParamSpec(type="categorical", choices=list(dist.choices))
+            elif isinstance(dist, (optuna.distributions.IntDistribution, optuna.distributions.FloatDistribution)):
+                kind = "int" if isinstance(dist, optuna.distributions.IntDistribution) else "float"
+                space[name] = ParamSpec(type=kind, low=dist.low, high=dist.high, log=dist.log)
+    return space
+
+
+def states_in_words(study: optuna.Study) -> str:
+    """``"30 complete, 9 pruned, 1 failed"``: the study's trials by state."""
+    counts: Dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
+    named = {"fail": "failed"}
+    return ", ".join(f"{n} {named.get(state, state)}" for state, n in counts.items()) or "none yet"
+
+
+def _text(value: object, is_param: bool) -> str:
+    """A table cell: a parameter left unset (clipnorm off) reads ``off``, a missing
+    statistic stays empty."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if missing:
+        return "off" if is_param else ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _rows(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> tuple[List[str], List[List[Cell]]]:
+    shown = table.drop(columns=["evidence"])
+    rows = []
+    for _, row in shown.iterrows():
+        rows.append(
+            [
+                Cell(_text(value, column in space), str(value) if column == "regime" else "")
+                for column, value in row.items()
+            ]
+        )
+    return [str(c) for c in shown.columns], rows
+
+
+def _view(study: optuna.Study, folder: Path) -> tuple[SweepView, List[Path]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    space = _space_of(study)
+    fixed = study.user_attrs.get(StudyAttr.FIXED, {})
+    table = regime_map.trials_table(study)
+    table.to_csv(folder / "trials.csv", index=False)
+    maps = regime_map.pair_maps(table, space, fixed, folder) if space else []
+    extra = regime_map.optuna_figures(study, folder)
+    view = SweepView(
+        study.study_name,
+        regime_map.counts(table),
+        states_in_words(study),
+        regime_map.boundary_in_words(table, space),
+        regime_map.remedies(table, space),
+        [Image.of(p) for p in maps],
+        [Image.of(p) for p in extra],
+    )
+    if not table.empty:
+        view.columns, view.rows = _rows(table, space)
+    return view, [folder / "trials.csv", *maps, *extra]
+
+
+def build(study: optuna.Study, folder: Path) -> Report:
+    """Writes the report of ``study`` into ``folder`` and returns what it wrote."""
+    view, files = _view(study, folder)
+    page = folder / "report.html"
+    page.write_text(_TEMPLATES.get_template("report.html.j2").render(view=view, colours=regime_map.COLOURS))
+    return Report(folder, page, [page, *files], view.counts)
+
+
+def build_comparison(studies: Sequence[optuna.Study], folder: Path) -> Path:
+    """Writes ``compare.html`` with the studies' reports side by side; its path."""
+    views = [_view(study, folder / study.study_name)[0] for study in studies]
+    page = folder / "compare.html"
+    page.write_text(_TEMPLATES.get_template("compare.html.j2").render(views=views, colours=regime_map.COLOURS))
+    return page

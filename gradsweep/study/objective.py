@@ -1,0 +1,135 @@
+"""The Optuna objective: one recorded training per trial, its outcome kept on the trial."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from functools import partial
+from typing import Dict, List
+
+import optuna
+
+from gradsweep import keys
+from gradsweep.config import Config
+from gradsweep.data.datasets import Dataset, load
+from gradsweep.keys import Tag, TrialAttr, TrialRecord
+from gradsweep.retry import patient
+from gradsweep.study.recovery import owner
+from gradsweep.study.search import suggest
+from gradsweep.tracking.recorder import Recorded, derive_seed, objective_value, run_recorded
+from gradsweep.tracking.store import Run, Tracker
+
+
+def trial_name(number: int, params: Dict[str, object]) -> str:
+    """The MLflow run name of a trial: its number and its parameters, shortened."""
+
+    def short(v: object) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    return f"trial-{number:03d} " + " ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in params.items())
+
+
+def record_of(recorded: Recorded) -> TrialRecord:
+    """What the map and the report read back from the study alone."""
+    result, verdict = recorded.result, recorded.verdict
+    return TrialRecord(
+        regime=verdict.regime,
+        detail=verdict.detail,
+        evidence=verdict.summary,
+        facts=verdict.facts,
+        metrics={k: v for k, v in result.final.items() if k in keys.HEADLINE},
+        diverged=result.diverged,
+        stop_reason=result.stop_reason,
+        epochs_run=len(result.epochs),
+        seconds=recorded.timings,
+        reused_model=result.reused_model,
+        theory_chi1=recorded.theory.chi1 if recorded.theory is not None else None,
+        measured_chi1=result.init.get(keys.MEASURED_CHI1),
+    )
+
+
+def _data_key(config: Config) -> str:
+    return json.dumps(asdict(config.data), sort_keys=True)
+
+
+class Objective:
+    """The Optuna objective: one recorded training per trial, nested under ``parent``."""
+
+    def __init__(self, config: Config, data: Dataset, tracker: Tracker, parent: Run):
+        assert config.sweep is not None
+        self.config, self.sweep, self.tracker, self.parent = config, config.sweep, tracker, parent
+        self.space = config.sweep.params()
+        # Trials that sweep data.* keys get their own data; equal settings share one copy.
+        self._data = {_data_key(config): data}
+
+    def _data_for(self, config: Config) -> Dataset:
+        key = _data_key(config)
+        if key not in self._data:
+            self._data[key] = load(config.data)
+        return self._data[key]
+
+    def claim(self, trial: optuna.Trial) -> None:
+        """Marks a new trial as this process's and fixes its seed (a re-run of a lost
+        trial arrives with the seed of the attempt it replaces)."""
+        patient(lambda: trial.set_user_attr(TrialAttr.WORKER, owner()), "claiming a trial")
+        if TrialAttr.SEED not in trial.user_attrs:
+            seed = derive_seed(self.config.train.seed, trial.number)
+            patient(lambda: trial.set_user_attr(TrialAttr.SEED, seed), "claiming a trial")
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        metric = self.sweep.objective.metric
+        params = suggest(trial, self.space)
+        trial_config = self.config.with_params(params)
+        attrs = trial.user_attrs
+        seed = attrs.get(TrialAttr.SEED, derive_seed(self.config.train.seed, trial.number))
+        pruned: List[int] = []
+
+        def report(epoch: int, metrics: Dict[str, float]) -> bool:
+            value = metrics.get(metric)
+            if value is None or not math.isfinite(value):
+                return False  # a diverged epoch stops training on its own
+            patient(lambda: trial.report(value, epoch), "reporting an epoch")
+            if patient(trial.should_prune, "asking the pruner"):
+                pruned.append(epoch)
+                return True
+            return False
+
+        tags = {
+            Tag.STUDY: self.sweep.name,
+            Tag.TRIAL_NUMBER: str(trial.number),
+            Tag.STATE: "RUNNING",
+            Tag.KIND: "trial",
+            **({Tag.RETRY_OF: str(attrs[TrialAttr.RETRY_OF])} if TrialAttr.RETRY_OF in attrs else {}),
+        }
+        started: List[Run] = []
+
+        def link(run: Run) -> None:
+            started.append(run)
+            patient(lambda: trial.set_user_attr(TrialAttr.RUN_ID, run.id), "linking the MLflow run")
+
+        try:
+            data = self._data_for(trial_config)
+            recorded = run_recorded(
+                trial_config,
+                data,
+                seed,
+                self.tracker,
+                trial_name(trial.number, params),
+                tags,
+                parent=self.parent,
+                listeners=[report],
+                on_start=link,
+            )
+            value = objective_value(recorded.result, metric, data)
+            record = record_of(recorded)
+            for key, item in record.attrs().items():
+                patient(partial(trial.set_user_attr, key, item), "recording the verdict")
+            recorded.run.set_tags({Tag.STATE: "PRUNED" if pruned else "COMPLETE", Tag.OBJECTIVE: value})
+        except BaseException:
+            if started:  # Optuna marks the trial FAIL; say so on its run too
+                started[0].set_tags({Tag.STATE: "FAIL"})
+            raise
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
+        return value

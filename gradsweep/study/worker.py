@@ -1,0 +1,272 @@
+"""The trial loop every worker runs, and the pool of local worker processes.
+
+A worker takes the sweep lock, reclaims trials of dead workers, and starts a trial only
+while complete + pruned + running trials fall short of ``sweep.n_trials`` (or a lost
+trial waits in the queue). It leaves once ``sweep.n_trials`` trials are counted. Idle
+workers keep polling until then, because a running trial may still be lost and need
+running again.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Callable, Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from gradsweep import logs, stopping
+from gradsweep.config import Config
+from gradsweep.data.datasets import load
+from gradsweep.errors import GradsweepError, WorkersFailed, first_line
+from gradsweep.keys import Tag, TrialAttr
+from gradsweep.retry import patient
+from gradsweep.study.lock import SweepLock
+from gradsweep.study.objective import Objective
+from gradsweep.study.recovery import Recovery
+from gradsweep.study.storage import open_study
+from gradsweep.tracking.store import Tracker
+from gradsweep.training.device import configure, threads_for
+
+log = logging.getLogger(__name__)
+
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+POLL_SECONDS = 1.0
+# We call ask/tell ourselves (to decide under the lock) and beat the heart ourselves.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+
+class Heartbeat:
+    """Records a running trial's heartbeat every ``interval`` seconds (RDB storages).
+
+    Unlike a crash, an unreachable database (a restart) does not stop the beat: each
+    failure is logged and the next beat tries again.
+    """
+
+    def __init__(self, trial: optuna.Trial):
+        storage: Any = trial.storage
+        # Only RDB storages have a heartbeat (a journal file has none).
+        self.interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        self._beat: Optional[Callable[[], None]] = None
+        if self.interval:
+            study_id = storage.get_study_id_from_name(trial.study.study_name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            self._beat = lambda: storage.record_heartbeat(trial_id)
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval) and self._beat is not None:
+            try:
+                self._beat()
+            except Exception as err:  # the storage is away; the trial goes on
+                log.warning("heartbeat not recorded: %s", first_line(err))
+
+    def __enter__(self) -> Heartbeat:
+        if self._beat is not None:
+            patient(self._beat, "recording a heartbeat")
+            self._thread = threading.Thread(target=self._run, name="gradsweep-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def counts(study: optuna.Study) -> dict:
+    """The study's trials by state name."""
+    trials = patient(lambda: study.get_trials(deepcopy=False), "listing trials")
+    out = {state.name: 0 for state in TrialState}
+    for trial in trials:
+        out[trial.state.name] += 1
+    out["counted"] = out["COMPLETE"] + out["PRUNED"]
+    return out
+
+
+def _next_trial(
+    study: optuna.Study, n_trials: int, lock: SweepLock, recovery: Recovery, claim: Callable[[optuna.Trial], None]
+) -> tuple[Optional[optuna.Trial], bool]:
+    """Under the lock: (a claimed trial or None, whether the sweep is done)."""
+    with lock:
+        recovery.reclaim(study)
+        n = counts(study)
+        if n["counted"] >= n_trials:
+            return None, True
+        if not n["WAITING"] and n["counted"] + n["RUNNING"] >= n_trials:
+            return None, False
+        trial = patient(study.ask, "starting a trial")
+        claim(trial)
+        return trial, False
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **outcome) -> bool:
+    """Records the trial's outcome; False when the sampler asks the study to stop (the
+    grid sampler does, once every grid point ran)."""
+    try:
+        patient(lambda: study.tell(trial, **outcome), "recording a trial")
+    except RuntimeError as err:
+        # Study.stop() outside Study.optimize raises; the outcome is stored before it.
+        if "Study.stop" not in str(err):
+            raise
+        return False
+    return True
+
+
+def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> bool:
+    """Runs one trial; False when the sampler has nothing left to try."""
+    with Heartbeat(trial):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            return _tell(study, trial, state=TrialState.PRUNED)
+        except BaseException as err:
+            # Marked so that recovery tells it from a trial whose worker died.
+            key = TrialAttr.INTERRUPTED if isinstance(err, KeyboardInterrupt) else TrialAttr.ERROR
+            message = f"{type(err).__name__}: {err}"[:500]
+            patient(lambda: trial.set_user_attr(key, message), "marking a trial")
+            _tell(study, trial, state=TrialState.FAIL)
+            raise
+        return _tell(study, trial, values=value)
+
+
+def run_trials(
+    study: optuna.Study,
+    objective,
+    n_trials: int,
+    lock: SweepLock,
+    recovery: Recovery,
+    progress: Optional[Callable[[int], None]] = None,
+) -> int:
+    """Runs trials of ``study`` until ``n_trials`` are counted; returns how many it ran.
+
+    Args:
+        objective: called with each trial; has ``claim(trial)``, called under the lock
+            right after the trial starts (records the worker and the seed).
+        progress: called with the counted trials after each trial or poll.
+    """
+    # Tracing a new model starts with a full garbage collection (compiled.py), which
+    # walks every object of TensorFlow, MLflow and SQLAlchemy: 0.3-0.7 s a trial. What
+    # exists now lives as long as the process; frozen, the collector skips it.
+    gc.collect()
+    gc.freeze()
+    ran = 0
+    while True:
+        stopping.check()
+        trial, done = _next_trial(study, n_trials, lock, recovery, objective.claim)
+        if done:
+            break
+        if trial is None:
+            time.sleep(POLL_SECONDS)
+        else:
+            ran += 1
+            if not _run_one(study, objective, trial):
+                log.info("the sampler has tried everything it can; this worker stops")
+                break
+        if progress is not None:
+            progress(counts(study)["counted"])
+    if progress is not None:
+        progress(counts(study)["counted"])
+    return ran
+
+
+def recovery_for(config: Config, tracker: Tracker) -> Recovery:
+    """Recovery of lost trials that also ends each one's MLflow run FAILED."""
+    assert config.sweep is not None
+
+    def close_lost_run(trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get(TrialAttr.RUN_ID)
+        if run_id:  # its worker died with the run RUNNING
+            try:
+                run = tracker.run(run_id)
+                run.set_tags({Tag.STATE: "FAIL", Tag.LOST: f"worker {trial.user_attrs.get(TrialAttr.WORKER)}"})
+                run.finish("FAILED")
+            except Exception as err:
+                log.warning("could not end the lost trial's MLflow run %s: %s", run_id, first_line(err))
+
+    return Recovery(config.sweep.max_retry, close_lost_run)
+
+
+def work(config: Config, parent_id: str) -> int:
+    """One worker process of a sweep whose study and parent run already exist; returns
+    the trials it ran."""
+    assert config.sweep is not None
+    configure(config.device, threads_for(config.threads, config.sweep.n_workers))
+    data = load(config.data)
+    study = open_study(config.sweep)
+    tracker = Tracker(config.tracking)
+    lock = SweepLock(config.sweep.storage, config.sweep.name)
+    objective = Objective(config, data, tracker, tracker.run(parent_id))
+    return run_trials(study, objective, config.sweep.n_trials, lock, recovery_for(config, tracker))
+
+
+def _worker_main(config: Config, parent_id: str, index: int) -> None:
+    """A spawned worker: its own TensorFlow, study handle and MLflow client."""
+    stopping.install(worker=True)
+    logs.setup(fmt=f"[%(asctime)s][worker {index}][%(name)s] %(message)s")
+    logs.import_tensorflow()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the parent's progress bar speaks for all
+    try:
+        work(config, parent_id)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except GradsweepError as err:  # said in one line, as the parent would
+        log.error("%s", err)
+        sys.exit(err.exit_code)
+
+
+def run_pool(
+    config: Config, parent_id: str, study: optuna.Study, progress: Optional[Callable[[int], None]] = None
+) -> None:
+    """Runs ``sweep.n_workers`` spawned worker processes on the study until it is done.
+
+    TensorFlow is not fork-safe, hence spawn. A worker that dies (even by SIGKILL)
+    leaves its trial to the others: they see its process is gone and run it again.
+
+    Raises:
+        WorkersFailed: every worker stopped while trials were still missing.
+        KeyboardInterrupt: interrupted; the workers were stopped first.
+    """
+    sweep = config.sweep
+    assert sweep is not None
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker_main, args=(config, parent_id, i), name=f"gradsweep-worker-{i}")
+        for i in range(sweep.n_workers)
+    ]
+    for process in workers:
+        process.start()
+    reported = set()
+    try:
+        while any(p.is_alive() for p in workers):  # is_alive() also reaps a dead child
+            for i, p in enumerate(workers):
+                if p.exitcode not in (None, 0) and i not in reported:
+                    reported.add(i)
+                    how = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+                    log.warning("worker %d (pid %d) stopped with %s; the others carry on", i, p.pid, how)
+            if progress is not None:
+                progress(counts(study)["counted"])
+            time.sleep(POLL_SECONDS)
+            stopping.check()
+    except KeyboardInterrupt:
+        for p in workers:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker stops after its epoch, run KILLED, trial FAIL
+        for p in workers:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+        raise
+    codes = [p.exitcode for p in workers]
+    if counts(study)["counted"] < sweep.n_trials and any(codes):  # all 0: the sampler ran out (grid)
+        raise WorkersFailed(
+            f"sweep.n_workers: all {len(workers)} workers stopped (exit codes {codes}) before "
+            f"{sweep.n_trials} trials were counted; run the same command again to resume"
+        )

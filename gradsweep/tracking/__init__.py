@@ -1,0 +1,2 @@
+"""MLflow: the one module that talks to it (:mod:`.store`), and a training recorded as
+one run (:mod:`.recorder`)."""

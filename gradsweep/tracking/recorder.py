@@ -1,0 +1,185 @@
+"""One training run recorded as one MLflow run: params, epoch metrics, artifacts.
+
+Used for a sweep's trials (nested under the sweep's parent run) and for a single run.
+Whatever happens, the MLflow run ends FINISHED, FAILED or KILLED, never RUNNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from gradsweep import keys
+from gradsweep.config import Config, flatten
+from gradsweep.data.datasets import Dataset
+from gradsweep.diagnosis import flow_figure
+from gradsweep.diagnosis.regime import Verdict, diagnose
+from gradsweep.keys import Artifact, Tag
+from gradsweep.model.network import layer_names
+from gradsweep.model.theory import Prediction, predict
+from gradsweep.tracking.store import Run, Tracker
+from gradsweep.training.loop import EpochListener, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+
+def derive_seed(base: int, trial_number: int) -> int:
+    """A well-mixed 31-bit seed for trial ``trial_number`` of a sweep seeded ``base``."""
+    return int(np.random.SeedSequence([base, trial_number]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def constant_loss(positive_rate: float) -> float:
+    """Binary cross-entropy of always predicting the base rate: what a trivial model scores."""
+    p = min(max(positive_rate, 1e-7), 1 - 1e-7)
+    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+
+
+def objective_value(result: TrainResult, metric: str, data: Dataset) -> float:
+    """The trial's objective: ``metric`` of the final weights, always finite.
+
+    A diverged run scores what a constant predictor would (its loss, or the majority
+    share as accuracy), so it stays in the study as data instead of failing.
+    """
+    value = result.final.get(metric, float("nan"))
+    if result.diverged or not np.isfinite(value):
+        p = data.positive_rate
+        return constant_loss(p) if metric.endswith("loss") else max(p, 1 - p)
+    return float(value)
+
+
+def epoch_table(result: TrainResult) -> pd.DataFrame:
+    """All recorded statistics, one row per epoch, epoch 0 = at initialisation."""
+    rows = [{"epoch": 0, **result.init}] + [{"epoch": i, **row} for i, row in enumerate(result.epochs, start=1)]
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Recorded:
+    """A finished, recorded training: what it measured, its verdict, its MLflow run and
+    where its time went (``run_setup``, ``train`` and its parts from
+    :attr:`TrainResult.timings`, ``verdict_artifacts``, ``logging``), in seconds."""
+
+    result: TrainResult
+    verdict: Verdict
+    theory: Optional[Prediction]
+    run: Run
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def theory_for(config: Config) -> Optional[Prediction]:
+    """Mean-field prediction for the hidden layers (the narrowest width), if it applies."""
+    model = config.model
+    return predict(
+        model.activation, model.init, model.init_std, model.bias_init_std, min(model.hidden_widths), model.batchnorm
+    )
+
+
+def _verdict_tags(verdict: Verdict, theory: Optional[Prediction], result: TrainResult) -> Dict[str, str]:
+    tags = {
+        Tag.REGIME: verdict.regime,
+        Tag.REGIME_DETAIL: verdict.detail or "-",
+        Tag.REGIME_EVIDENCE: verdict.summary[:500],
+    }
+    if theory is not None:
+        tags.update({Tag.THEORY_PHASE: theory.phase, Tag.THEORY_CHI1: f"{theory.chi1:.4g}"})
+    if keys.MEASURED_CHI1 in result.init:
+        tags[Tag.MEASURED_CHI1] = f"{result.init[keys.MEASURED_CHI1]:.4g}"
+    return tags
+
+
+def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed: int, folder: Path) -> None:
+    """Writes the trial's CSV, figures, verdict and replayable config into ``folder``."""
+    (folder / Artifact.REGIME).write_text(verdict.to_json())
+    table = epoch_table(result)
+    table.to_csv(folder / Artifact.EPOCHS, index=False)
+    flow_figure.gradient_flow(table, layer_names(config.model), folder / Artifact.GRADIENT_FLOW)
+    replay = asdict(config)
+    replay["train"]["seed"] = seed  # `gradsweep rerun` trains with exactly this seed
+    replay.pop("sweep", None)
+    replay.pop("tracking", None)
+    (folder / Artifact.CONFIG).write_text(yaml.safe_dump(replay, sort_keys=False))
+
+
+def run_recorded(
+    config: Config,
+    data: Dataset,
+    seed: int,
+    tracker: Tracker,
+    name: str,
+    tags: Dict[str, str],
+    parent: Optional[Run] = None,
+    listeners: Sequence[EpochListener] = (),
+    on_start=None,
+) -> Recorded:
+    """Trains ``config`` with ``seed``, judges its regime and records it as one MLflow run.
+
+    Args:
+        on_start: called with the new run before training (e.g. to link it to Optuna).
+    """
+    clock = time.perf_counter()
+    timings: Dict[str, float] = {}
+
+    def lap(what: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[what] = timings.get(what, 0.0) + now - clock
+        clock = now
+
+    run = tracker.start_run(
+        name, {**tags, Tag.SEED: str(seed), Tag.DATA_DIGEST: data.digest}, parent_id=parent.id if parent else None
+    )
+    status = "FAILED"
+    try:
+        run.log_params({**flatten(config), "seed": seed})
+        if on_start is not None:
+            on_start(run)
+        lap("run_setup")
+
+        def log_epoch(epoch: int, metrics: Dict[str, float]) -> bool:
+            run.log_metrics(metrics, step=epoch)
+            return False
+
+        result = train(config, data, seed, [log_epoch, *listeners])
+        lap("train")
+        theory = theory_for(config)
+        verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
+        with tempfile.TemporaryDirectory() as tmp:
+            write_artifacts(config, result, verdict, seed, Path(tmp))
+            run.log_artifacts(Path(tmp))
+        lap("verdict_artifacts")
+        timings.update(result.timings)
+        step0 = {
+            **result.init,
+            keys.TRAIN_SECONDS: result.seconds,
+            **{keys.seconds(k): v for k, v in timings.items() if k != "train"},
+        }
+        if theory is not None:
+            step0.update({keys.THEORY_CHI1: theory.chi1, keys.THEORY_SIGMA_W2: theory.sigma_w2})
+        run.log_metrics(step0, step=0)
+        run.set_tags(
+            {
+                Tag.STOP_REASON: result.stop_reason,
+                Tag.DIVERGED: str(result.diverged).lower(),
+                Tag.REUSED_MODEL: str(result.reused_model).lower(),
+                Tag.EPOCHS_RUN: len(result.epochs),
+                **({Tag.DIVERGED_EPOCH: result.diverged_epoch} if result.diverged else {}),
+                **_verdict_tags(verdict, theory, result),
+            }
+        )
+        run.rename(f"{name} [{verdict.regime}]")  # the runs table shows the regime beside the name
+        lap("logging")  # what the epochs' metrics left to send goes out with the tags
+        status = "FINISHED"
+        return Recorded(result, verdict, theory, run, timings)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        run.finish(status)
