@@ -46,8 +46,9 @@ class Server:
         self.url, self.session = url.rstrip("/"), requests.Session()
         self.session.auth = (username, password)
 
-    def call(self, method: str, path: str, expect_error: Optional[str] = None,
-             **kwargs: Any) -> Optional[Dict[str, Any]]:
+    def call(
+        self, method: str, path: str, expect_error: Optional[str] = None, **kwargs: Any
+    ) -> Optional[Dict[str, Any]]:
         """Returns the JSON answer (``{}`` if empty), or None for an error whose code is ``expect_error``.
 
         Raises:
@@ -62,8 +63,7 @@ class Server:
             error = {"message": response.text.strip()}
         if expect_error and error.get("error_code") == expect_error:
             return None
-        raise SystemExit(f"mlflow_users: {method} {path}: HTTP {response.status_code}: "
-                         f"{error.get('message', error)}")
+        raise SystemExit(f"mlflow_users: {method} {path}: HTTP {response.status_code}: {error.get('message', error)}")
 
 
 def ensure_worker(server: Server, username: str, password: str, experiments: List[str]) -> Dict[str, str]:
@@ -82,15 +82,21 @@ def ensure_worker(server: Server, username: str, password: str, experiments: Lis
         server.call("PATCH", "2.0/mlflow/users/update-password", json=user)
     ids = {}
     for name in experiments:
-        found = server.call("GET", "2.0/mlflow/experiments/get-by-name", "RESOURCE_DOES_NOT_EXIST",
-                            params={"experiment_name": name})
-        ids[name] = (found["experiment"] if found else
-                     server.call("POST", "2.0/mlflow/experiments/create", json={"name": name}))["experiment_id"]
+        found = server.call(
+            "GET", "2.0/mlflow/experiments/get-by-name", "RESOURCE_DOES_NOT_EXIST", params={"experiment_name": name}
+        )
+        ids[name] = (
+            found["experiment"] if found else server.call("POST", "2.0/mlflow/experiments/create", json={"name": name})
+        )["experiment_id"]
         grant = {"username": username, "resource_type": "experiment", "resource_id": ids[name]}
         if server.call("GET", "3.0/mlflow/users/permissions/get", params=grant)["permission"] in WRITE:
             continue
-        if server.call("POST", "3.0/mlflow/users/permissions/grant", ALREADY_EXISTS,
-                       json={**grant, "permission": "EDIT"}) is None:
+        if (
+            server.call(
+                "POST", "3.0/mlflow/users/permissions/grant", ALREADY_EXISTS, json={**grant, "permission": "EDIT"}
+            )
+            is None
+        ):
             # A weaker explicit grant (READ) is in the way: replace it.
             server.call("POST", "3.0/mlflow/users/permissions/revoke", json=grant)
             server.call("POST", "3.0/mlflow/users/permissions/grant", json={**grant, "permission": "EDIT"})

@@ -35,13 +35,10 @@ def quiet_environment() -> None:
     """Settings TensorFlow and MLflow read at import: before either is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    if not nvidia_driver():
-        # Without a driver, TensorFlow's first device query prints a cuInit error.
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 
 @contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
+def stderr_silenced() -> Iterator[None]:
     """Sends file descriptor 2 to /dev/null: TensorFlow's shared libraries write their
     start-up block there before absl's logging exists, so no log level reaches it."""
     saved = os.dup(2)
@@ -65,6 +62,6 @@ def import_tensorflow() -> None:
 
     if "tensorflow" in sys.modules:
         return
-    with _stderr_silenced():
+    with stderr_silenced():
         import keras  # noqa: F401  (imports TensorFlow)
         import tensorflow  # noqa: F401

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import optuna
 
@@ -14,7 +14,9 @@ from gradsweep.config import TrackingConfig, default_storage, redact, sweep_fold
 from gradsweep.config.compose import config_dir
 from gradsweep.errors import ConfigError
 from gradsweep.keys import Artifact, StudyAttr
-from gradsweep.report.page import Report, build, build_comparison
+
+if TYPE_CHECKING:
+    from gradsweep.report.page import Report
 
 log = logging.getLogger("gradsweep.report")
 
@@ -50,9 +52,10 @@ def load_study(name: str, storage: Optional[str] = None) -> optuna.Study:
 
 def report(name: str, storage: Optional[str] = None, tracking_uri: Optional[str] = None) -> Report:
     """Rebuilds the report of sweep ``name`` and logs it to the sweep's parent run."""
+    study = load_study(name, storage)
+    from gradsweep.report.page import build  # matplotlib and pandas: only once the study is there
     from gradsweep.tracking.store import log_artifacts_to
 
-    study = load_study(name, storage)
     built = build(study, sweep_folder(name) / Artifact.REPORT)
     run_id = study.user_attrs.get(StudyAttr.PARENT_RUN_ID)
     if run_id:
@@ -64,6 +67,8 @@ def report(name: str, storage: Optional[str] = None, tracking_uri: Optional[str]
 def compare(names: List[str], storage: Optional[str] = None) -> Path:
     """Puts the reports of the named sweeps side by side; the page's path."""
     studies = [load_study(name, storage) for name in names]  # every name checked before anything is written
+    from gradsweep.report.page import build_comparison
+
     page = build_comparison(studies, sweep_folder("compare_" + "_".join(names)))
     log.info("comparison: %s", page)
     return page

@@ -12,16 +12,18 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from gradsweep import logs
 from gradsweep.config import TrackingConfig, from_dict
 from gradsweep.errors import TrackingError, first_line
 from gradsweep.keys import Artifact, Tag
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("gradsweep.rerun")
 
@@ -54,12 +56,15 @@ def rerun(run_id: str, tracking_uri: Optional[str] = None, experiment: Optional[
         TrackingError: no such store or run, or it has no ``config.yaml`` and
             ``epochs.csv`` (names ``tracking.uri`` or the run); before TensorFlow loads.
     """
-    from gradsweep.tracking.store import Tracker, existing_store
-
     tracking = TrackingConfig(
         uri=tracking_uri or TrackingConfig.uri, experiment=experiment or TrackingConfig.experiment
     )
-    existing_store(tracking.uri)
+    if tracking.local_file is not None and not tracking.local_file.is_file():  # not an empty new one
+        raise TrackingError(f"tracking.uri: no MLflow store at {tracking.local_file}")
+    import pandas as pd
+
+    from gradsweep.tracking.store import Tracker
+
     tracker = Tracker(tracking)
     with tempfile.TemporaryDirectory() as tmp:
         try:

@@ -21,8 +21,9 @@ from gradsweep.report.page import build as build_report
 from gradsweep.study.lock import SweepLock
 from gradsweep.study.objective import Objective
 from gradsweep.study.parent import check_resume, describe_parent, parent_run, record_study_context, run_tags
+from gradsweep.study.pool import run_pool
 from gradsweep.study.storage import open_study
-from gradsweep.study.worker import COUNTED, counts, recovery_for, run_pool, run_trials
+from gradsweep.study.worker import COUNTED, counts, recovery_for, run_trials
 from gradsweep.tracking.recorder import run_recorded
 from gradsweep.tracking.store import Run, Tracker
 

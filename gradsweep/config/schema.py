@@ -251,6 +251,13 @@ class TrackingConfig:
     def __post_init__(self) -> None:
         _check(self.patience >= 0, "tracking.patience", f"must be >= 0 seconds, got {self.patience}")
 
+    @property
+    def local_file(self) -> Optional[Path]:
+        """The file of a ``sqlite:///`` store (relative to the working directory or
+        absolute), None for any other store."""
+        prefix = "sqlite:///"
+        return Path(self.uri[len(prefix) :]) if self.uri.startswith(prefix) else None
+
 
 @dataclass
 class RegimeConfig:

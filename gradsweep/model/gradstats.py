@@ -30,18 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradsweep import keys
-
-# Where each activation is flat, judged on its pre-activation h: the derivative there
-# is below 1 % of its peak (sigmoid |h| > 4.6, tanh |h| > 2.65) or exactly 0 (ReLU).
-_FLAT = {
-    "sigmoid": lambda h: np.abs(h) > 4.6,
-    "tanh": lambda h: np.abs(h) > 2.65,
-    "relu": lambda h: h <= 0,
-    "elu": lambda h: h < -4.6,
-    "selu": lambda h: h < -4.6,
-    "gelu": lambda h: h < -3.0,
-    "linear": lambda h: np.zeros_like(h, dtype=bool),
-}
+from gradsweep.model.theory import ACTIVATIONS
 
 
 class GradientStats(keras.metrics.Metric):
@@ -200,7 +189,7 @@ def apply_and_capture(
     Keras' Adam, SGD and RMSprop change a variable with one ``assign_add`` or
     ``assign_sub`` of a tensor they compute anyway; taking that tensor while ``apply`` is
     traced spares reading each kernel again after the update and subtracting (two ops a
-    kernel a step, ~3 % of a small model's step). A kernel changed any other way falls
+    kernel a step, a visible share of a small model's step). A kernel changed any other way falls
     back to after - before, so the value is right either way: weight decay and
     constraints (applied by direct assignment), gradient accumulation (the update sits
     in a branch), several updates or a plain ``assign``.
@@ -260,16 +249,16 @@ class SaturationProbe:
     """
 
     def __init__(self, model: keras.Model, hidden: Sequence[str], activation: str):
-        if activation not in _FLAT:
+        if activation not in ACTIVATIONS:
             raise ValueError(f"no saturation rule for activation {activation!r}")
         names = {layer.name for layer in model.layers}
         # BatchNorm sits between Dense i and its activation: read h after it.
         taps = [n.replace("dense_", "bn_", 1) if n.replace("dense_", "bn_", 1) in names else n for n in hidden]
         self.hidden = list(hidden)
         self.activation = activation
-        self._flat = _FLAT[activation]
+        self._flat = ACTIVATIONS[activation].flat
         probe = keras.Model(model.input, [model.get_layer(t).output for t in taps])
-        # Traced once (~0.1 s): an eager call of a deep model costs ~30 ms an epoch.
+        # Traced once: an eager call of a deep model every epoch costs more than the trace.
         self._probe = tf.function(lambda inputs: probe(inputs, training=False))
 
     def measure(self, x: tf.Tensor) -> Dict[str, float]:

@@ -41,22 +41,39 @@ def _gelu_grad(h):
     return 0.5 * (1.0 + erf(h / _SQRT2)) + h * np.exp(-0.5 * h * h) / math.sqrt(2 * math.pi)
 
 
-# name -> (phi, phi'); numpy, float64.
-ACTIVATIONS: Dict[str, tuple[Callable, Callable]] = {
-    "tanh": (np.tanh, lambda h: 1.0 - np.tanh(h) ** 2),
-    "sigmoid": (_sigmoid, lambda h: _sigmoid(h) * (1.0 - _sigmoid(h))),
-    "relu": (lambda h: np.maximum(h, 0.0), lambda h: (h > 0).astype(float)),
-    "linear": (lambda h: h, np.ones_like),
-    "erf": (erf, lambda h: 2.0 / math.sqrt(math.pi) * np.exp(-h * h)),
-    "elu": (
+@dataclass(frozen=True)
+class Activation:
+    """What the theory and the probes need of an activation, in numpy float64.
+
+    Attributes:
+        phi: the function.
+        dphi: its derivative.
+        flat: where a unit is flat, judged on its pre-activation h: the derivative is
+            below 1 % of its peak there, or exactly 0 (ReLU).
+    """
+
+    phi: Callable[[np.ndarray], np.ndarray]
+    dphi: Callable[[np.ndarray], np.ndarray]
+    flat: Callable[[np.ndarray], np.ndarray]
+
+
+ACTIVATIONS: Dict[str, Activation] = {
+    "tanh": Activation(np.tanh, lambda h: 1.0 - np.tanh(h) ** 2, lambda h: np.abs(h) > 2.65),
+    "sigmoid": Activation(_sigmoid, lambda h: _sigmoid(h) * (1.0 - _sigmoid(h)), lambda h: np.abs(h) > 4.6),
+    "relu": Activation(lambda h: np.maximum(h, 0.0), lambda h: (h > 0).astype(float), lambda h: h <= 0),
+    "linear": Activation(lambda h: h, np.ones_like, lambda h: np.zeros_like(h, dtype=bool)),
+    "erf": Activation(erf, lambda h: 2.0 / math.sqrt(math.pi) * np.exp(-h * h), lambda h: np.abs(h) > 2.15),
+    "elu": Activation(
         lambda h: np.where(h > 0, h, np.expm1(np.minimum(h, 0))),
         lambda h: np.where(h > 0, 1.0, np.exp(np.minimum(h, 0))),
+        lambda h: h < -4.6,
     ),
-    "selu": (
+    "selu": Activation(
         lambda h: _SELU_L * np.where(h > 0, h, _SELU_A * np.expm1(np.minimum(h, 0))),
         lambda h: _SELU_L * np.where(h > 0, 1.0, _SELU_A * np.exp(np.minimum(h, 0))),
+        lambda h: h < -4.6,
     ),
-    "gelu": (_gelu, _gelu_grad),
+    "gelu": Activation(_gelu, _gelu_grad, lambda h: h < -3.0),
 }
 
 
@@ -86,7 +103,7 @@ def weight_variance(init: str, init_std: float, fan_in: int, fan_out: int) -> Op
 
 def fixed_point(activation: str, sigma_w2: float, sigma_b2: float, iterations: int = 500) -> float:
     """The pre-activation variance q* a deep net settles at."""
-    phi = ACTIVATIONS[activation][0]
+    phi = ACTIVATIONS[activation].phi
     q = 1.0
     for _ in range(iterations):
         new = sigma_w2 * float(np.dot(_W, phi(math.sqrt(q) * _Z) ** 2)) + sigma_b2
@@ -107,7 +124,7 @@ def chi1(activation: str, sigma_w2: float, sigma_b2: float) -> float:
     q = fixed_point(activation, sigma_w2, sigma_b2)
     if not math.isfinite(q):
         q = 1e6
-    dphi = ACTIVATIONS[activation][1]
+    dphi = ACTIVATIONS[activation].dphi
     return sigma_w2 * float(np.dot(_W, dphi(math.sqrt(q) * _Z) ** 2))
 
 
@@ -168,7 +185,7 @@ def backprop_profile(
 
     Per-example rows matter: the batch-mean gradient's terms cancel across examples.
     """
-    phi, dphi = ACTIVATIONS[activation]
+    phi, dphi = ACTIVATIONS[activation].phi, ACTIVATIONS[activation].dphi
     a = np.asarray(x, dtype=np.float64)
     pre = []
     for w, b in zip(weights, biases):

@@ -1,4 +1,4 @@
-"""The trial loop every worker runs, and the pool of local worker processes.
+"""The trial loop every worker runs, on this machine or another.
 
 A worker takes the sweep lock, reclaims trials of dead workers, and starts a trial only
 while complete + pruned + running trials fall short of ``sweep.n_trials`` (or a lost
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
-import sys
 import threading
 import time
 import warnings
@@ -21,10 +19,10 @@ from typing import Any, Callable, Optional
 import optuna
 from optuna.trial import TrialState
 
-from gradsweep import logs, stopping
+from gradsweep import stopping
 from gradsweep.config import Config
 from gradsweep.data.datasets import load
-from gradsweep.errors import GradsweepError, WorkersFailed, first_line
+from gradsweep.errors import first_line
 from gradsweep.keys import Tag, TrialAttr
 from gradsweep.retry import patient
 from gradsweep.study.lock import SweepLock
@@ -153,7 +151,7 @@ def run_trials(
         progress: called with the counted trials after each trial or poll.
     """
     # Tracing a new model starts with a full garbage collection (compiled.py), which
-    # walks every object of TensorFlow, MLflow and SQLAlchemy: 0.3-0.7 s a trial. What
+    # walks every object of TensorFlow, MLflow and SQLAlchemy, every new model. What
     # exists now lives as long as the process; frozen, the collector skips it.
     gc.collect()
     gc.freeze()
@@ -205,68 +203,3 @@ def work(config: Config, parent_id: str) -> int:
     lock = SweepLock(config.sweep.storage, config.sweep.name)
     objective = Objective(config, data, tracker, tracker.run(parent_id))
     return run_trials(study, objective, config.sweep.n_trials, lock, recovery_for(config, tracker))
-
-
-def _worker_main(config: Config, parent_id: str, index: int) -> None:
-    """A spawned worker: its own TensorFlow, study handle and MLflow client."""
-    stopping.install(worker=True)
-    logs.setup(fmt=f"[%(asctime)s][worker {index}][%(name)s] %(message)s")
-    logs.import_tensorflow()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the parent's progress bar speaks for all
-    try:
-        work(config, parent_id)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except GradsweepError as err:  # said in one line, as the parent would
-        log.error("%s", err)
-        sys.exit(err.exit_code)
-
-
-def run_pool(
-    config: Config, parent_id: str, study: optuna.Study, progress: Optional[Callable[[int], None]] = None
-) -> None:
-    """Runs ``sweep.n_workers`` spawned worker processes on the study until it is done.
-
-    TensorFlow is not fork-safe, hence spawn. A worker that dies (even by SIGKILL)
-    leaves its trial to the others: they see its process is gone and run it again.
-
-    Raises:
-        WorkersFailed: every worker stopped while trials were still missing.
-        KeyboardInterrupt: interrupted; the workers were stopped first.
-    """
-    sweep = config.sweep
-    assert sweep is not None
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker_main, args=(config, parent_id, i), name=f"gradsweep-worker-{i}")
-        for i in range(sweep.n_workers)
-    ]
-    for process in workers:
-        process.start()
-    reported = set()
-    try:
-        while any(p.is_alive() for p in workers):  # is_alive() also reaps a dead child
-            for i, p in enumerate(workers):
-                if p.exitcode not in (None, 0) and i not in reported:
-                    reported.add(i)
-                    how = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
-                    log.warning("worker %d (pid %d) stopped with %s; the others carry on", i, p.pid, how)
-            if progress is not None:
-                progress(counts(study)["counted"])
-            time.sleep(POLL_SECONDS)
-            stopping.check()
-    except KeyboardInterrupt:
-        for p in workers:
-            if p.is_alive():
-                p.terminate()  # SIGTERM: the worker stops after its epoch, run KILLED, trial FAIL
-        for p in workers:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.kill()
-        raise
-    codes = [p.exitcode for p in workers]
-    if counts(study)["counted"] < sweep.n_trials and any(codes):  # all 0: the sampler ran out (grid)
-        raise WorkersFailed(
-            f"sweep.n_workers: all {len(workers)} workers stopped (exit codes {codes}) before "
-            f"{sweep.n_trials} trials were counted; run the same command again to resume"
-        )

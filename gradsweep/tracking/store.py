@@ -1,9 +1,10 @@
-"""MLflow recording: one parent run per sweep, one nested run per trial.
+"""MLflow recording: one parent run per sweep, one nested run per trial. The only module
+that imports ``mlflow``.
 
 Everything goes through an explicit :class:`mlflow.MlflowClient` (no global active run),
-metrics gathered for up to ``_METRICS_EVERY`` seconds into one batch (a call costs
-~60 ms on SQLite and over HTTP, more than a small model's epoch), so a run costs a few
-calls whatever its number of epochs.
+metrics gathered for up to ``_METRICS_EVERY`` seconds into one batch (a call costs more
+than a small model's epoch, on SQLite and over HTTP), so a run costs a few calls
+whatever its number of epochs.
 
 A tracking server may restart under a sweep. Each HTTP call gives up after a few
 seconds (MLflow's own retries, sized in :func:`size_http_retries`); a batch that still
@@ -138,12 +139,6 @@ class _Link:
         return policy(attempt)
 
 
-def _local_db_path(uri: str) -> Optional[Path]:
-    """The file of a ``sqlite:///`` URI, relative to the working directory or absolute."""
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
-
-
 def _is_database(uri: str) -> bool:
     return uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
 
@@ -164,7 +159,7 @@ class Tracker:
         self.uri = cfg.uri
         self.link = _Link(cfg.uri, cfg.patience)
         size_http_retries()
-        db = _local_db_path(cfg.uri)
+        db = cfg.local_file
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         if cfg.uri.startswith(("http://", "https://")):
@@ -214,18 +209,6 @@ class Tracker:
             return None
         self.client.update_run(run_id, status="RUNNING")
         return self.run(run_id)
-
-
-def existing_store(uri: str) -> None:
-    """Fails, naming ``tracking.uri``, when a local store file does not exist (instead of
-    creating an empty one).
-
-    Raises:
-        TrackingError: no such file.
-    """
-    db = _local_db_path(uri)
-    if db is not None and not db.is_file():
-        raise TrackingError(f"tracking.uri: no MLflow store at {db}")
 
 
 def log_artifacts_to(uri: str, run_id: str, folder: Path, artifact_path: str) -> None:

@@ -1,8 +1,7 @@
 """Compiled models kept for later trials of the same architecture.
 
-Most of a short trial is TensorFlow tracing the train and test steps of a new model: in
-the 64-trial exploding sweep (of 15 epochs then), before models were kept, first epochs
-took 89 s of the trials' 191 s, later epochs 40 s. A trace bakes in the model's
+Most of a short trial is TensorFlow tracing the train and test steps of a new model
+(benchmarks/README.md, result 4, says how much). A trace bakes in the model's
 structure, the optimizer's kind and its constant settings, the batch size and the steps
 per execution: those make the key. What lives in variables is reset for the next trial
 (initial weights, learning rate, optimizer slots, dropout seeds), so a reused model
@@ -101,7 +100,7 @@ def _compile(config: Config, n_features: int, steps_per_execution: int, seed: in
         optimizer=build_optimizer(config.optimizer), loss="binary_crossentropy", steps_per_execution=steps_per_execution
     )
     # Slot variables made now, not by the first step: variables created while tracing
-    # make tf.function trace the whole train loop a second time (~1.7 s on a deep model).
+    # make tf.function trace the whole train loop a second time.
     model.optimizer.build(model.trainable_variables)
     probe = SaturationProbe(model, layer_names(config.model)[:-1], config.model.activation)
     return Compiled(model, probe, [np.array(v) for v in model.optimizer.variables])
@@ -112,7 +111,7 @@ def forget_previous_graphs() -> None:
 
     TensorFlow registers a gradient function in a process-wide registry for every
     ``tf.custom_gradient`` traced into a graph (Keras' losses trace some) and never
-    removes it; each entry keeps its whole graph alive: about 5.5 MiB a trial, 1 GiB
+    removes it; each entry keeps its whole graph alive, so memory grows with every trial
     over a 200-trial sweep. The traced steps of kept models do not need them (a gradient
     function is only read while tracing), so all entries can go before a new model is
     traced. A TensorFlow without this private registry keeps its entries.
@@ -126,5 +125,5 @@ def forget_previous_graphs() -> None:
     for name in [name for name in registry if name.startswith("CustomGradient-")]:
         del registry[name]
     # Not keras.backend.clear_session(): it also clears TensorFlow's kernel cache, and
-    # each kept model then paid ~0.5 s to build its kernels again on its next trial.
+    # each kept model then paid to build its kernels again on its next trial.
     gc.collect()

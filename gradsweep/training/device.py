@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from pathlib import Path
 
+from gradsweep import logs
 from gradsweep.config import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def _nvidia_driver() -> bool:
-    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
 def threads_for(threads: int, n_workers: int) -> int:
@@ -47,7 +42,7 @@ def configure(device: str, threads: int) -> str:
     import tensorflow as tf
 
     # Asking TensorFlow for GPUs without a driver logs a CUDA error; look for one first.
-    gpus = tf.config.list_physical_devices("GPU") if device != "cpu" and _nvidia_driver() else []
+    gpus = tf.config.list_physical_devices("GPU") if device != "cpu" and logs.nvidia_driver() else []
     try:
         if device == "cpu" or not gpus:
             if device == "gpu":
@@ -55,7 +50,7 @@ def configure(device: str, threads: int) -> str:
                     "device: gpu was asked for but TensorFlow sees no GPU "
                     "(install gradsweep[gpu] and a CUDA driver, or use device=auto)"
                 )
-            if _nvidia_driver():
+            if logs.nvidia_driver():
                 tf.config.set_visible_devices([], "GPU")
             used = "cpu"
         else:
@@ -65,6 +60,10 @@ def configure(device: str, threads: int) -> str:
             used = "gpu"
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+        # The runtime starts at the first op and, without a GPU driver, prints a cuInit
+        # error that means nothing on a CPU machine; start it here, where that is silenced.
+        with logs.stderr_silenced():
+            tf.constant(0.0).numpy()
     except RuntimeError as err:  # the runtime already started (e.g. a second call in one process)
         log.debug("TensorFlow devices already initialised: %s", err)
         used = "gpu" if gpus and device != "cpu" else "cpu"

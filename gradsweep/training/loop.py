@@ -146,8 +146,8 @@ def seed_everything(seed: int) -> None:
 
     TensorFlow's random ops are seeded one by one from ``seed`` (initializers, dropout
     masks, the shuffle) and its global seed stays pinned at 0: setting the global seed
-    drops every traced function's kernels, so a reused model paid ~0.5 s each trial to
-    rebuild them.
+    drops every traced function's kernels, so a reused model would rebuild them each
+    trial.
     """
     random.seed(seed)
     np.random.seed(seed)
@@ -170,9 +170,8 @@ def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: Optional[int]
     ds = tf.data.Dataset.from_tensor_slices((x, y.reshape(-1, 1)))
     if seed is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    # Batches of in-memory rows cost microseconds: no prefetch thread, and no autotuner,
-    # whose thread competed with the other workers' trials (smoke trial's later epochs,
-    # two workers on two cores: 0.40 s with it, 0.19 s without; one worker 0.25 -> 0.20 s).
+    # Batches of in-memory rows cost next to nothing: no prefetch thread, and no
+    # autotuner, whose thread competes with the other workers' trials for the cores.
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.private_threadpool_size = 1
