@@ -7,6 +7,8 @@ key, file or store to fix; the command line prints that line and exits with
 
 from __future__ import annotations
 
+from gradsweep.redaction import redact
+
 
 class GradsweepError(Exception):
     """An expected failure; its message names what to fix."""
@@ -39,6 +41,7 @@ class WorkersFailed(GradsweepError, RuntimeError):
 
 
 def first_line(err: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message, or its type's name when it has none."""
+    """The first line of an exception's message (passwords of URLs in it masked), or its
+    type's name when it has none."""
     text = str(err).strip()
-    return text.splitlines()[0][:limit] if text else type(err).__name__
+    return redact(text.splitlines()[0])[:limit] if text else type(err).__name__

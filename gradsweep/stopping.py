@@ -9,17 +9,23 @@ epoch end (after that epoch is logged) and the trial loop between trials, and ra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
 _requested = threading.Event()
+_shielded = 0  # how many shielded sections are open (ending runs): a second signal waits
 
 
 def _handle(signum, frame) -> None:
     if _requested.is_set():
+        if _shielded:
+            log.warning("ending the runs that are open; stopping right after (signal %d)", signum)
+            return
         raise KeyboardInterrupt(f"signal {signum}, again")
     _requested.set()
     log.warning("stopping at the end of this epoch (signal %d); send it again to stop at once", signum)
@@ -36,6 +42,18 @@ def install(worker: bool = False) -> None:
     handler = _handle_once if worker else _handle
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """A section a second signal may not cut short (a run being ended: cut, it would stay
+    RUNNING); the stop it asks for is taken at the next :func:`check`."""
+    global _shielded
+    _shielded += 1
+    try:
+        yield
+    finally:
+        _shielded -= 1
 
 
 def requested() -> bool:

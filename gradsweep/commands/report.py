@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, List, Optional
 
 import optuna
 
-from gradsweep.config import TrackingConfig, default_storage, redact, sweep_folder
+from gradsweep.config import TrackingConfig, default_storage, sweep_folder
 from gradsweep.config.compose import config_dir
 from gradsweep.errors import ConfigError
 from gradsweep.keys import Artifact, StudyAttr
+from gradsweep.redaction import redact
 
 if TYPE_CHECKING:
     from gradsweep.report.page import Report

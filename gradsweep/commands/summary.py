@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from gradsweep.config import redact
+from gradsweep.redaction import redact
 
 
 @dataclass
@@ -44,11 +44,8 @@ class Summary:
             rows.append(("Optuna storage", redact(self.storage)))
         if self.report:
             rows.append(("regime map", self.report))
-        ui = (
-            f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1"
-            if not self.tracking_uri.startswith("http")
-            else f"open {self.tracking_uri}"
-        )
+        uri = redact(self.tracking_uri)
+        ui = f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" if not uri.startswith("http") else f"open {uri}"
         rows.append(("open the UI", ui))
         width = max(len(k) for k, _ in rows)
         return [f"{k.ljust(width)}  {v}" for k, v in rows]

@@ -23,7 +23,7 @@ from gradsweep.study.objective import Objective
 from gradsweep.study.parent import check_resume, describe_parent, parent_run, record_study_context, run_tags
 from gradsweep.study.pool import run_pool
 from gradsweep.study.storage import open_study
-from gradsweep.study.worker import COUNTED, counts, recovery_for, run_trials
+from gradsweep.study.worker import COUNTED, counts, end_orphan_runs, recovery_for, run_trials
 from gradsweep.tracking.recorder import run_recorded
 from gradsweep.tracking.store import Run, Tracker
 
@@ -52,6 +52,8 @@ def run_sweep(config: Config, config_yaml: str = "", data: Optional[Dataset] = N
         check_resume(study, config, data)
         record_study_context(study, config)
         parent, new = parent_run(study, tracker, config, data)
+        recovery.reclaim(study)
+        end_orphan_runs(study, tracker, parent.id)
     status = "FAILED"
     try:
         if new:
@@ -75,6 +77,7 @@ def run_sweep(config: Config, config_yaml: str = "", data: Optional[Dataset] = N
                 bar.close()
                 with lock:  # trials of workers that died last are closed, not left RUNNING
                     recovery.reclaim(study)
+                    end_orphan_runs(study, tracker, parent.id)
         report = build_report(study, sweep_folder(sweep.name) / Artifact.REPORT)
         parent.log_artifacts(report.folder, Artifact.REPORT)
         summary = _summarise(study, config, parent, tracker, report.counts)

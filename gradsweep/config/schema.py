@@ -52,6 +52,9 @@ OBJECTIVE_METRICS = (keys.VAL_LOSS, keys.VAL_ACCURACY, keys.TRAIN_LOSS, keys.TRA
 
 JOURNAL = "optuna.journal"
 SWEEPS = "sweeps"  # the folder of every sweep's journal, report and logs
+# A sweep's name is a folder under sweeps/ and a file name in reports: nothing that
+# climbs out (..), hides (.name) or needs quoting.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 def sweep_folder(name: str) -> Path:
@@ -62,11 +65,6 @@ def sweep_folder(name: str) -> Path:
 def default_storage(name: str) -> str:
     """Where a sweep's study lives unless ``sweep.storage`` says otherwise."""
     return f"{SWEEPS}/{name}/{JOURNAL}"
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages, logs and recorded params."""
-    return re.sub(r"://([^:/@]+):[^/]*@", r"://\1:***@", url)
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -417,7 +415,12 @@ class SweepConfig:
     max_retry: int = 3
 
     def __post_init__(self) -> None:
-        _check(bool(self.name) and "/" not in self.name, "sweep.name", "must be a non-empty name without '/'")
+        _check(
+            bool(SAFE_NAME.fullmatch(self.name)),
+            "sweep.name",
+            f"{self.name!r} is not a safe folder name: letters, digits, '.', '_' and '-', "
+            "not starting with '.', at most 100 characters",
+        )
         _check(self.n_trials >= 1, "sweep.n_trials", f"must be >= 1, got {self.n_trials}")
         _check(self.n_workers >= 1, "sweep.n_workers", f"must be >= 1, got {self.n_workers}")
         _check(self.heartbeat >= 1, "sweep.heartbeat", f"must be >= 1 second, got {self.heartbeat}")

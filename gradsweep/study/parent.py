@@ -15,9 +15,10 @@ from typing import Dict, Optional
 
 import optuna
 
-from gradsweep.config import Config, ConfigError, flatten, redact
+from gradsweep.config import Config, ConfigError, flatten
 from gradsweep.data.datasets import Dataset
 from gradsweep.keys import Artifact, StudyAttr, Tag
+from gradsweep.redaction import redact
 from gradsweep.tracking.store import Run, Tracker
 
 PACKAGES = ("gradsweep", "tensorflow", "keras", "optuna", "mlflow", "hydra-core", "numpy")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-from gradsweep.config import ConfigError, SweepConfig, redact
+from gradsweep.config import ConfigError, SweepConfig
 from gradsweep.errors import first_line
+from gradsweep.redaction import redact
 from gradsweep.retry import retrying
 from gradsweep.study.search import make_pruner, make_sampler
+
+log = logging.getLogger(__name__)
 
 
 def make_storage(url: str, heartbeat: int = 10):
@@ -29,9 +33,59 @@ def make_storage(url: str, heartbeat: int = 10):
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=3 * heartbeat
             )
-    path = Path(url)
+    # Absolute: Optuna's lock is a symlink to this path, and a lock left by a killed
+    # process is only seen as stale (and released) when its target resolves.
+    path = Path(url).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    _release_dangling_lock(path)
+    repair_journal(path)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def _release_dangling_lock(journal: Path) -> None:
+    """Removes a journal lock that points nowhere: a live owner's lock always points at
+    the journal, so this one was left by a process killed while it held it (under a
+    relative path, which Optuna's stale-lock release never sees)."""
+    lock = Path(f"{journal}.lock")
+    if lock.is_symlink() and not lock.exists():
+        log.warning("removing the lock %s left by a process killed while holding it", lock)
+        lock.unlink(missing_ok=True)
+
+
+def repair_journal(journal: Path) -> bool:
+    """Drops a cut-off last line from a journal file; True when there was one.
+
+    A process killed while writing can leave the last record without its newline; Optuna
+    would append the next record to it and the journal would no longer parse. The cut
+    record is a write that never finished (its trial is then lost and run again); its
+    bytes are kept beside the journal, as ``<journal>.torn``.
+    """
+    if not journal.is_file() or journal.stat().st_size == 0 or _last_byte(journal) == b"\n":
+        return False
+    lock = JournalFileSymlinkLock(str(journal))
+    lock.acquire()
+    try:
+        with open(journal, "rb+") as file:
+            data = file.read()
+            if data.endswith(b"\n"):
+                return False  # another process finished the line meanwhile
+            keep = data.rfind(b"\n") + 1
+            Path(f"{journal}.torn").write_bytes(data[keep:])
+            file.truncate(keep)
+    finally:
+        lock.release()
+    log.warning(
+        "journal %s ended in a cut-off record (a process was killed while writing it); dropped it, kept in %s.torn",
+        journal,
+        journal,
+    )
+    return True
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as file:
+        file.seek(-1, 2)
+        return file.read(1)
 
 
 def open_study(sweep: SweepConfig) -> optuna.Study:
@@ -63,7 +117,7 @@ def open_study(sweep: SweepConfig) -> optuna.Study:
     except ConfigError:
         raise
     except Exception as err:
-        raise ConfigError(f"sweep.storage: cannot open {redact(sweep.storage)}: {first_line(err)}") from None
+        raise ConfigError(f"sweep.storage: cannot open {redact(sweep.storage)}: {redact(first_line(err))}") from None
 
 
 def _unreachable(err: BaseException) -> bool:

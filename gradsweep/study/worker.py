@@ -129,8 +129,9 @@ def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], tr
             # Marked so that recovery tells it from a trial whose worker died.
             key = TrialAttr.INTERRUPTED if isinstance(err, KeyboardInterrupt) else TrialAttr.ERROR
             message = f"{type(err).__name__}: {err}"[:500]
-            patient(lambda: trial.set_user_attr(key, message), "marking a trial")
-            _tell(study, trial, state=TrialState.FAIL)
+            with stopping.shielded():  # cut here, the trial would stay RUNNING
+                patient(lambda: trial.set_user_attr(key, message), "marking a trial")
+                _tell(study, trial, state=TrialState.FAIL)
             raise
         return _tell(study, trial, values=value)
 
@@ -190,6 +191,29 @@ def recovery_for(config: Config, tracker: Tracker) -> Recovery:
                 log.warning("could not end the lost trial's MLflow run %s: %s", run_id, first_line(err))
 
     return Recovery(config.sweep.max_retry, close_lost_run)
+
+
+def end_orphan_runs(study: optuna.Study, tracker: Tracker, parent_id: str) -> int:
+    """Ends the trial runs a dead process left RUNNING although their trial has ended
+    (a second Ctrl-C, a kill -9 between the trial and its run): FINISHED for a trial
+    that counted, KILLED for an interrupted one, FAILED otherwise. Returns how many."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    ended = 0
+    for run_id, tags in tracker.running(study.study_name):
+        number = tags.get(Tag.TRIAL_NUMBER)
+        trial = trials.get(int(number)) if number is not None and number.isdigit() else None
+        if run_id == parent_id or (trial is not None and trial.state == TrialState.RUNNING):
+            continue  # the sweep's own run, or a trial still running (or reclaimed later)
+        if trial is not None and trial.state in COUNTED:
+            status = "FINISHED"
+        elif trial is not None and TrialAttr.INTERRUPTED in trial.user_attrs:
+            status = "KILLED"
+        else:
+            status = "FAILED"
+        log.warning("trial run %s (trial %s) was left RUNNING; ended %s", run_id, number, status)
+        tracker.run(run_id).finish(status)
+        ended += 1
+    return ended
 
 
 def work(config: Config, parent_id: str) -> int:

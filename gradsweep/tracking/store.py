@@ -15,6 +15,7 @@ the sweep with a message naming ``tracking.uri``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -22,13 +23,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from gradsweep.config import TrackingConfig, redact
+from gradsweep import stopping
+from gradsweep.config import TrackingConfig
 from gradsweep.errors import TrackingError, first_line
 from gradsweep.keys import Tag
+from gradsweep.redaction import redact
 from gradsweep.retry import retrying
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,19 @@ def _reason(err: BaseException) -> str:
     if "Max retries exceeded" in text or "NewConnectionError" in text:
         return "no answer (connection refused or timed out)"
     return first_line(err)
+
+
+def _local_write_error(err: OSError) -> bool:
+    """A file that cannot be written here (permissions, a file where a folder should be,
+    a full or read-only disk), as opposed to a connection that failed."""
+    import requests  # MLflow's HTTP client
+
+    return not isinstance(err, (ConnectionError, TimeoutError, requests.RequestException))
+
+
+def _not_a_database(err: BaseException) -> bool:
+    text = str(err).lower()
+    return "file is not a database" in text or "database disk image is malformed" in text
 
 
 def _transient(err: Exception) -> bool:
@@ -164,8 +181,14 @@ class Tracker:
             db.parent.mkdir(parents=True, exist_ok=True)
         if cfg.uri.startswith(("http://", "https://")):
             _check_server(cfg.uri)
-        self.client = MlflowClient(tracking_uri=cfg.uri)
+        # Two first runs at once would both create MLflow's tables (and one fail): on a
+        # local file, the first makes them while the other waits.
+        with FileLock(f"{db}.gradsweep-lock") if db is not None else contextlib.nullcontext():
+            self._open(cfg)
+
+    def _open(self, cfg: TrackingConfig) -> None:
         try:
+            self.client = MlflowClient(tracking_uri=cfg.uri)
             experiment = self.client.get_experiment_by_name(cfg.experiment)
             if experiment is None:
                 location = Path(cfg.artifacts).resolve().as_uri() if _is_database(cfg.uri) else None
@@ -177,7 +200,10 @@ class Tracker:
                 if Tag.EXPERIMENT_KIND not in experiment.tags:  # made by an older version or by hand
                     self.client.set_experiment_tag(self.experiment_id, Tag.EXPERIMENT_KIND, Tag.TRAINING_KIND)
         except Exception as err:
-            raise TrackingError(f"tracking.uri: cannot use MLflow store {redact(cfg.uri)}: {_reason(err)}") from None
+            hint = " (not an MLflow database: corrupted or cut off?)" if _not_a_database(err) else ""
+            raise TrackingError(
+                f"tracking.uri: cannot use MLflow store {redact(cfg.uri)}{hint}: {_reason(err)}"
+            ) from None
 
     def start_run(self, name: str, tags: Dict[str, str], parent_id: Optional[str] = None) -> Run:
         """Creates a RUNNING run, nested under ``parent_id`` when given."""
@@ -200,6 +226,15 @@ class Tracker:
     def tags(self, run_id: str) -> Dict[str, str]:
         """The tags of a run."""
         return dict(self.client.get_run(run_id).data.tags)
+
+    def running(self, study: str) -> List[tuple[str, Dict[str, str]]]:
+        """(run id, tags) of the runs of study ``study`` still marked RUNNING."""
+        query = f"tags.`{Tag.STUDY}` = '{study}' and attributes.status = 'RUNNING'"
+        runs = self.link.call(
+            lambda: self.client.search_runs([self.experiment_id], filter_string=query, max_results=50000),
+            "listing running runs",
+        )
+        return [(run.info.run_id, dict(run.data.tags)) for run in runs]
 
     def resume_run(self, run_id: str) -> Optional[Run]:
         """Marks an existing run RUNNING again, or returns None if it is gone."""
@@ -314,10 +349,28 @@ class Run:
             self._send(wait=True, metrics=items[i : i + _BATCH])
 
     def log_artifacts(self, folder: Path, artifact_path: Optional[str] = None) -> None:
-        self.link.call(
-            lambda: self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path),
-            f"uploading artifacts of run {self.id}",
-        )
+        """Uploads ``folder``; a local write error fails at once (no server to wait for).
+
+        Raises:
+            TrackingError: the upload was refused, the server stayed away, or the local
+                artifact location cannot be written (names ``tracking.artifacts``).
+        """
+
+        def upload() -> None:
+            try:
+                self.client.log_artifacts(self.id, str(folder), artifact_path=artifact_path)
+            except OSError as err:
+                if not _local_write_error(err):
+                    raise
+                location = self.client.get_run(self.id).info.artifact_uri
+                experiment = self.client.get_experiment(self.client.get_run(self.id).info.experiment_id)
+                raise TrackingError(
+                    f"tracking.artifacts: cannot write run {self.id}'s artifacts to {location}: {first_line(err)}; "
+                    f"experiment {experiment.name!r} keeps them under {experiment.artifact_location} (set when it "
+                    "was created): make that writable, or use another tracking.experiment"
+                ) from None
+
+        self.link.call(upload, f"uploading artifacts of run {self.id}")
 
     def deliver(self) -> None:
         """Waits (up to the patience) until every batch kept back has been delivered.
@@ -332,8 +385,10 @@ class Run:
             time.sleep(_RETRY_EVERY)
 
     def finish(self, status: str = "FINISHED") -> None:
-        """Delivers what is kept back, then ends the run with ``status``."""
-        try:
-            self.deliver()
-        finally:
-            self.link.call(lambda: self.client.set_terminated(self.id, status=status), f"ending run {self.id}")
+        """Delivers what is kept back, then ends the run with ``status``; a second Ctrl-C
+        meanwhile waits until the run is ended."""
+        with stopping.shielded():
+            try:
+                self.deliver()
+            finally:
+                self.link.call(lambda: self.client.set_terminated(self.id, status=status), f"ending run {self.id}")
