@@ -15,7 +15,14 @@ from typing import Dict, List, Set, Tuple
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gradsweep"
 LAYERS = [
-    {"gradsweep.errors", "gradsweep.keys", "gradsweep.logs", "gradsweep.redaction", "gradsweep.retry", "gradsweep.stopping"},
+    {
+        "gradsweep.errors",
+        "gradsweep.keys",
+        "gradsweep.logs",
+        "gradsweep.redaction",
+        "gradsweep.retry",
+        "gradsweep.stopping",
+    },
     {"gradsweep.config"},
     {"gradsweep.data"},
     {"gradsweep.model"},

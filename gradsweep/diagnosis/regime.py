@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -69,6 +69,55 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
+@dataclass(frozen=True)
+class _Finding:
+    """One fired rule: the regime it points to, the detail it names and its sentence."""
+
+    regime: str  # "exploding" or "vanishing"
+    detail: str
+    sentence: str
+
+
+@dataclass
+class _Evidence:
+    """What one rule found: its findings (none when it did not fire) and the statistics
+    it measured on the way, which become the verdict's facts whether it fired or not."""
+
+    findings: List[_Finding] = field(default_factory=list)
+    facts: Dict[str, float] = field(default_factory=dict)
+
+
+def _exploding(detail: str, sentence: str, facts: Optional[Dict[str, float]] = None) -> _Evidence:
+    return _Evidence([_Finding("exploding", detail, sentence)], facts or {})
+
+
+def _vanishing(detail: str, sentence: str, facts: Optional[Dict[str, float]] = None) -> _Evidence:
+    return _Evidence([_Finding("vanishing", detail, sentence)], facts or {})
+
+
+@dataclass
+class _Trial:
+    """What the rules read: the trial's record, its model, the thresholds and the
+    recorded layers, input to output (hidden layers then ``output``)."""
+
+    result: TrainResult
+    model: ModelConfig
+    rules: RegimeConfig
+    layers: Sequence[str]
+
+    @property
+    def epochs(self) -> Sequence[Dict[str, float]]:
+        return self.result.epochs
+
+    @property
+    def hidden(self) -> List[str]:
+        return list(self.layers[:-1])
+
+    def series(self, key: str) -> np.ndarray:
+        """One statistic over the epochs, NaN where an epoch lacks it."""
+        return _series(self.result.epochs, key)
+
+
 def diagnose(result: TrainResult, model: ModelConfig, rules: RegimeConfig, layers: Sequence[str]) -> Verdict:
     """The verdict for one trial from its recorded statistics.
 
@@ -78,144 +127,187 @@ def diagnose(result: TrainResult, model: ModelConfig, rules: RegimeConfig, layer
         rules: thresholds.
         layers: recorded layer names, input to output (hidden layers then ``output``).
     """
-    epochs = result.epochs
-    hidden = list(layers[:-1])
-    facts: Dict[str, float] = {}
-    exploding: List[tuple[str, str]] = []
-    vanishing: List[tuple[str, str]] = []
-
     if result.diverged:
-        return Verdict(
-            "diverged",
-            "nan_loss",
-            [f"training loss became NaN or inf in epoch {result.diverged_epoch}"],
-            {"diverged_epoch": float(result.diverged_epoch or 0)},
-        )
-    if not epochs:
+        return _diverged(result)
+    if not result.epochs:
         return Verdict("healthy", "", ["no epoch finished: nothing to judge"])
 
-    # Exploding evidence.
-    for layer in layers:
-        bad = np.nansum(_series(epochs, keys.grad(layer, "nonfinite")))
-        if bad > 0:
-            exploding.append(
-                (
-                    "nonfinite_gradients",
-                    f"layer {layer} had a NaN/inf gradient in {bad:.0f} steps over {len(epochs)} epochs",
-                )
-            )
-            break
-    for layer in layers:
-        moved = _series(epochs, keys.grad(layer, "update_ratio"))
-        worst = _argmax(moved)
-        if worst >= 0 and moved[worst] > rules.large_update:
-            exploding.append(
-                (
-                    "large_updates",
-                    f"layer {layer}: each step moved its weights by {moved[worst]:.3g}x "
-                    f"their norm on average in epoch {worst + 1}",
-                )
-            )
-            break
-
-    # Layers that get no gradient at all, and why.
-    unexplained: List[tuple[str, str]] = []
-    flat_kind = "dead" if model.activation in RELU_FAMILY else "saturated"
-    for layer in hidden:
-        zero = _median(_series(epochs, keys.grad(layer, "zero_frac")))
-        saturation = _median(_series(epochs, keys.act(layer, "saturation")))
-        dead = _median(_series(epochs, keys.act(layer, "dead")))
-        if model.activation in RELU_FAMILY and dead >= rules.dead:
-            vanishing.append(
-                (
-                    "dead_relu",
-                    f"layer {layer}: {_pct(dead)} of {model.activation} units dead on "
-                    f"every probe example, {_pct(zero)} of gradient entries zero",
-                )
-            )
-            break
-        if zero >= rules.zero_frac and saturation >= rules.saturation:
-            vanishing.append(
-                (
-                    "saturation",
-                    f"layer {layer}: {_pct(zero)} of gradient entries exactly zero; "
-                    f"{_pct(saturation)} of {model.activation} units {flat_kind}",
-                )
-            )
-            break
-        if zero >= rules.zero_frac:  # no flat units to blame: judged after the depth profile
-            unexplained.append(
-                (
-                    "zero_gradients",
-                    f"layer {layer}: {_pct(zero)} of gradient entries exactly zero (below float32's range)",
-                )
-            )
-            break
-
-    # Depth profile: input-side hidden layer against output-side hidden layer.
-    if len(hidden) >= 2:
-        first = _series(epochs, keys.grad(hidden[0], "norm_mean"))
-        last = _series(epochs, keys.grad(hidden[-1], "norm_mean"))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = _median(first / last)
-        facts["depth_ratio"] = ratio
-        if ratio > rules.explode_ratio:
-            exploding.append(
-                (
-                    "depth_growth",
-                    f"layer {hidden[0]} gradient {ratio:.3g}x that of {hidden[-1]} "
-                    f"(median over {len(epochs)} epochs): gradients grow toward the input",
-                )
-            )
-        elif ratio < rules.vanish_ratio:
-            vanishing.append(
-                (
-                    "depth_decay",
-                    f"layer {hidden[0]} gradient {ratio:.3g} of that of {hidden[-1]} "
-                    f"(median over {len(epochs)} epochs): gradients shrink toward the input",
-                )
-            )
-
-    # The same profile at initialisation from per-example gradients with respect to the
-    # pre-activations: no cancellation across examples, so chaotic nets show it too.
-    preact = [result.init.get(keys.grad(layer, keys.PREACT_SQ), math.nan) for layer in hidden]
-    if len(hidden) >= 2 and all(math.isfinite(v) and v > 0 for v in (preact[0], preact[-1])):
-        ratio = math.sqrt(preact[0] / preact[-1])
-        facts["init_ratio"] = ratio
-        where = (
-            f"at initialisation, the per-example gradient at {hidden[0]}'s pre-activations is {ratio:.3g}x "
-            f"that at {hidden[-1]}'s"
-        )
-        if ratio > rules.explode_ratio:
-            exploding.append(("depth_growth", where))
-        elif ratio < rules.vanish_ratio:
-            vanishing.append(("depth_decay", where))
-
-    vanishing += unexplained
-
-    # Size relative to the weights: ReLU and linear nets keep a flat depth profile far
-    # from critical, but every layer's gradient is then tiny or huge against its weights.
-    relative = {layer: _median(_series(epochs, keys.grad(layer, "rel_norm"))) for layer in layers}
-    finite = {k: v for k, v in relative.items() if math.isfinite(v)}
-    if finite:
-        top = max(finite, key=lambda layer: finite[layer])
-        facts["max_rel_norm"] = finite[top]
-        if finite[top] > rules.large_rel_norm:
-            exploding.append(
-                (
-                    "large_gradients",
-                    f"layer {top} gradient {finite[top]:.3g}x its weights' norm (median over {len(epochs)} epochs)",
-                )
-            )
-        elif finite[top] < rules.small_rel_norm:
-            vanishing.append(
-                ("uniformly_small", f"every layer's gradient is below {finite[top]:.2g} of its weights' norm")
-            )
-
-    if exploding:
-        regime, fired = "exploding", exploding + vanishing
-    elif vanishing:
-        regime, fired = "vanishing", vanishing
-    else:
+    trial = _Trial(result, model, rules, layers)
+    flat_units, unexplained_zeros = _layers_without_gradient(trial)
+    # Within each regime, sentences follow this order; the first rule that fires names the detail.
+    judged = [
+        _nonfinite_gradients(trial),
+        _large_updates(trial),
+        flat_units,  # the cause, named before the depth profile it produces
+        _depth_profile(trial),
+        _init_profile(trial),
+        unexplained_zeros,  # underflow with no flat units to blame: the depth profile says why
+        _size_against_weights(trial),
+    ]
+    findings = [finding for evidence in judged for finding in evidence.findings]
+    facts = {name: value for evidence in judged for name, value in evidence.facts.items()}
+    # Exploding evidence outranks vanishing evidence; the vanishing sentences stay as evidence.
+    fired = [f for f in findings if f.regime == "exploding"] + [f for f in findings if f.regime == "vanishing"]
+    if not fired:
         return Verdict("healthy", "", [], facts)
-    return Verdict(regime, fired[0][0], [sentence for _, sentence in fired], facts)
+    return Verdict(fired[0].regime, fired[0].detail, [f.sentence for f in fired], facts)
+
+
+def _diverged(result: TrainResult) -> Verdict:
+    """A NaN or inf training loss (``result.diverged_epoch``) decides the verdict before any
+    gradient rule: training stopped there, and the statistics it left describe a broken
+    net, not a regime."""
+    return Verdict(
+        "diverged",
+        "nan_loss",
+        [f"training loss became NaN or inf in epoch {result.diverged_epoch}"],
+        {"diverged_epoch": float(result.diverged_epoch or 0)},
+    )
+
+
+def _nonfinite_gradients(trial: _Trial) -> _Evidence:
+    """The first layer (input side first) with a step whose gradient had a NaN or inf entry
+    (``grad/<layer>/nonfinite``). Recorded before the optimizer clips anything, so an
+    overflow shows here even when clipping keeps the loss finite."""
+    for layer in trial.layers:
+        bad = np.nansum(trial.series(keys.grad(layer, "nonfinite")))
+        if bad > 0:
+            return _exploding(
+                "nonfinite_gradients",
+                f"layer {layer} had a NaN/inf gradient in {bad:.0f} steps over {len(trial.epochs)} epochs",
+            )
+    return _Evidence()
+
+
+def _large_updates(trial: _Trial) -> _Evidence:
+    """The first layer whose worst epoch moved its weights by more than
+    ``rules.large_update`` times their norm per step (``grad/<layer>/update_ratio``).
+    It reads what the optimizer actually did, after clipping and Adam's normalisation: a
+    step as large as the weights themselves throws away what the layer held, whatever
+    the gradient's size."""
+    for layer in trial.layers:
+        moved = trial.series(keys.grad(layer, "update_ratio"))
+        worst = _argmax(moved)
+        if worst >= 0 and moved[worst] > trial.rules.large_update:
+            return _exploding(
+                "large_updates",
+                f"layer {layer}: each step moved its weights by {moved[worst]:.3g}x "
+                f"their norm on average in epoch {worst + 1}",
+            )
+    return _Evidence()
+
+
+def _layers_without_gradient(trial: _Trial) -> Tuple[_Evidence, _Evidence]:
+    """The first hidden layer that gets (almost) no gradient, and why, as
+    ``(explained by flat units, unexplained)``: at most one of the two fires.
+
+    Reads the medians over epochs of ``grad/<layer>/zero_frac`` and of the saturation
+    probe's ``act/<layer>/dead`` and ``act/<layer>/saturation``. Dead ReLU-family units
+    (``rules.dead``) or exactly-zero gradients (``rules.zero_frac``) on saturated units
+    (``rules.saturation``) name the cause. Zeros without flat units are gradients below
+    float32's range; :func:`diagnose` judges them after the depth profile, which shows
+    where they shrank.
+    """
+    model, rules = trial.model, trial.rules
+    relu_family = model.activation in RELU_FAMILY
+    flat_kind = "dead" if relu_family else "saturated"
+    for layer in trial.hidden:
+        zero = _median(trial.series(keys.grad(layer, "zero_frac")))
+        saturation = _median(trial.series(keys.act(layer, "saturation")))
+        dead = _median(trial.series(keys.act(layer, "dead")))
+        if relu_family and dead >= rules.dead:
+            sentence = (
+                f"layer {layer}: {_pct(dead)} of {model.activation} units dead on "
+                f"every probe example, {_pct(zero)} of gradient entries zero"
+            )
+            return _vanishing("dead_relu", sentence), _Evidence()
+        if zero >= rules.zero_frac and saturation >= rules.saturation:
+            sentence = (
+                f"layer {layer}: {_pct(zero)} of gradient entries exactly zero; "
+                f"{_pct(saturation)} of {model.activation} units {flat_kind}"
+            )
+            return _vanishing("saturation", sentence), _Evidence()
+        if zero >= rules.zero_frac:
+            sentence = f"layer {layer}: {_pct(zero)} of gradient entries exactly zero (below float32's range)"
+            return _Evidence(), _vanishing("zero_gradients", sentence)
+    return _Evidence(), _Evidence()
+
+
+def _depth_profile(trial: _Trial) -> _Evidence:
+    """The input-side hidden layer's gradient norm against the output-side one's
+    (``grad/<layer>/norm_mean``), median over epochs, kept as ``depth_ratio``: above
+    ``rules.explode_ratio`` gradients grow toward the input, below ``rules.vanish_ratio``
+    they shrink. A ratio of two layers of the same net is a size no optimizer rescales."""
+    hidden = trial.hidden
+    if len(hidden) < 2:
+        return _Evidence()
+    first = trial.series(keys.grad(hidden[0], "norm_mean"))
+    last = trial.series(keys.grad(hidden[-1], "norm_mean"))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero norm gives inf or NaN: the median skips them
+        ratio = _median(first / last)
+    facts = {"depth_ratio": ratio}
+    span = f"(median over {len(trial.epochs)} epochs)"
+    if ratio > trial.rules.explode_ratio:
+        return _exploding(
+            "depth_growth",
+            f"layer {hidden[0]} gradient {ratio:.3g}x that of {hidden[-1]} {span}: gradients grow toward the input",
+            facts,
+        )
+    if ratio < trial.rules.vanish_ratio:
+        return _vanishing(
+            "depth_decay",
+            f"layer {hidden[0]} gradient {ratio:.3g} of that of {hidden[-1]} {span}: gradients shrink toward the input",
+            facts,
+        )
+    return _Evidence(facts=facts)
+
+
+def _init_profile(trial: _Trial) -> _Evidence:
+    """The same depth profile at initialisation, from the mean per-example squared
+    gradient with respect to the pre-activations (``grad/<layer>/preact_sq`` in
+    ``result.init``), kept as ``init_ratio``. Per-example gradients do not cancel across
+    examples as a batch's kernel gradient can, so chaotic nets show their growth here too.
+    Judged only where both ends were measured and are positive."""
+    hidden = trial.hidden
+    if len(hidden) < 2:
+        return _Evidence()
+    first = trial.result.init.get(keys.grad(hidden[0], keys.PREACT_SQ), math.nan)
+    last = trial.result.init.get(keys.grad(hidden[-1], keys.PREACT_SQ), math.nan)
+    if not all(math.isfinite(v) and v > 0 for v in (first, last)):
+        return _Evidence()
+    ratio = math.sqrt(first / last)
+    facts = {"init_ratio": ratio}
+    where = (
+        f"at initialisation, the per-example gradient at {hidden[0]}'s pre-activations is {ratio:.3g}x "
+        f"that at {hidden[-1]}'s"
+    )
+    if ratio > trial.rules.explode_ratio:
+        return _exploding("depth_growth", where, facts)
+    if ratio < trial.rules.vanish_ratio:
+        return _vanishing("depth_decay", where, facts)
+    return _Evidence(facts=facts)
+
+
+def _size_against_weights(trial: _Trial) -> _Evidence:
+    """The largest median over epochs of any layer's |gradient| / |weights|
+    (``grad/<layer>/rel_norm``), kept as ``max_rel_norm``: above ``rules.large_rel_norm``
+    exploding, and when even the largest is below ``rules.small_rel_norm``, uniformly
+    small. ReLU and linear nets keep a flat depth profile far from critical, but every
+    layer's gradient is then tiny or huge against its weights."""
+    relative = {layer: _median(trial.series(keys.grad(layer, "rel_norm"))) for layer in trial.layers}
+    finite = {k: v for k, v in relative.items() if math.isfinite(v)}
+    if not finite:
+        return _Evidence()
+    top = max(finite, key=lambda layer: finite[layer])
+    facts = {"max_rel_norm": finite[top]}
+    if finite[top] > trial.rules.large_rel_norm:
+        return _exploding(
+            "large_gradients",
+            f"layer {top} gradient {finite[top]:.3g}x its weights' norm (median over {len(trial.epochs)} epochs)",
+            facts,
+        )
+    if finite[top] < trial.rules.small_rel_norm:
+        return _vanishing(
+            "uniformly_small", f"every layer's gradient is below {finite[top]:.2g} of its weights' norm", facts
+        )
+    return _Evidence(facts=facts)

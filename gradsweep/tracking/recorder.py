@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -108,6 +108,82 @@ def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed:
     (folder / Artifact.CONFIG).write_text(yaml.safe_dump(replay, sort_keys=False))
 
 
+class _Laps:
+    """Seconds between successive laps, summed per name, from the moment it is made."""
+
+    def __init__(self) -> None:
+        self.timings: Dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, what: str) -> None:
+        now = time.perf_counter()
+        self.timings[what] = self.timings.get(what, 0.0) + now - self._clock
+        self._clock = now
+
+
+def _epoch_logger(run: Run) -> EpochListener:
+    """A listener that logs each epoch's metrics at its step and never stops training."""
+
+    def log_epoch(epoch: int, metrics: Dict[str, float]) -> bool:
+        run.log_metrics(metrics, step=epoch)
+        return False
+
+    return log_epoch
+
+
+def _judge(config: Config, result: TrainResult) -> Tuple[Verdict, Optional[Prediction]]:
+    """The trial's regime verdict, and what mean-field theory predicted for its model."""
+    theory = theory_for(config)
+    verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
+    return verdict, theory
+
+
+def _log_artifacts(run: Run, config: Config, result: TrainResult, verdict: Verdict, seed: int) -> None:
+    """Writes the trial's artifacts into a temporary folder and uploads them to ``run``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_artifacts(config, result, verdict, seed, Path(tmp))
+        run.log_artifacts(Path(tmp))
+
+
+def _step0_metrics(result: TrainResult, theory: Optional[Prediction], timings: Dict[str, float]) -> Dict[str, float]:
+    """What step 0 holds: the statistics at initialisation, the fit's wall time, the
+    timed parts (``train`` is ``train_seconds`` already) and the theory's numbers."""
+    step0 = {
+        **result.init,
+        keys.TRAIN_SECONDS: result.seconds,
+        **{keys.seconds(k): v for k, v in timings.items() if k != "train"},
+    }
+    if theory is not None:
+        step0.update({keys.THEORY_CHI1: theory.chi1, keys.THEORY_SIGMA_W2: theory.sigma_w2})
+    return step0
+
+
+def _outcome_tags(result: TrainResult, verdict: Verdict, theory: Optional[Prediction]) -> Dict[str, Any]:
+    """How training ended and what it was judged, as the run's tags."""
+    return {
+        Tag.STOP_REASON: result.stop_reason,
+        Tag.DIVERGED: str(result.diverged).lower(),
+        Tag.REUSED_MODEL: str(result.reused_model).lower(),
+        Tag.EPOCHS_RUN: len(result.epochs),
+        **({Tag.DIVERGED_EPOCH: result.diverged_epoch} if result.diverged else {}),
+        **_verdict_tags(verdict, theory, result),
+    }
+
+
+def _log_outcome(
+    run: Run,
+    name: str,
+    result: TrainResult,
+    verdict: Verdict,
+    theory: Optional[Prediction],
+    timings: Dict[str, float],
+) -> None:
+    """Logs the step-0 metrics and the outcome tags, and puts the regime in the run's name."""
+    run.log_metrics(_step0_metrics(result, theory, timings), step=0)
+    run.set_tags(_outcome_tags(result, verdict, theory))
+    run.rename(f"{name} [{verdict.regime}]")  # the runs table shows the regime beside the name
+
+
 def run_recorded(
     config: Config,
     data: Dataset,
@@ -124,15 +200,7 @@ def run_recorded(
     Args:
         on_start: called with the new run before training (e.g. to link it to Optuna).
     """
-    clock = time.perf_counter()
-    timings: Dict[str, float] = {}
-
-    def lap(what: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[what] = timings.get(what, 0.0) + now - clock
-        clock = now
-
+    laps = _Laps()
     run = tracker.start_run(
         name, {**tags, Tag.SEED: str(seed), Tag.DATA_DIGEST: data.digest}, parent_id=parent.id if parent else None
     )
@@ -141,43 +209,17 @@ def run_recorded(
         run.log_params({**flatten(config), "seed": seed})
         if on_start is not None:
             on_start(run)
-        lap("run_setup")
-
-        def log_epoch(epoch: int, metrics: Dict[str, float]) -> bool:
-            run.log_metrics(metrics, step=epoch)
-            return False
-
-        result = train(config, data, seed, [log_epoch, *listeners])
-        lap("train")
-        theory = theory_for(config)
-        verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
-        with tempfile.TemporaryDirectory() as tmp:
-            write_artifacts(config, result, verdict, seed, Path(tmp))
-            run.log_artifacts(Path(tmp))
-        lap("verdict_artifacts")
-        timings.update(result.timings)
-        step0 = {
-            **result.init,
-            keys.TRAIN_SECONDS: result.seconds,
-            **{keys.seconds(k): v for k, v in timings.items() if k != "train"},
-        }
-        if theory is not None:
-            step0.update({keys.THEORY_CHI1: theory.chi1, keys.THEORY_SIGMA_W2: theory.sigma_w2})
-        run.log_metrics(step0, step=0)
-        run.set_tags(
-            {
-                Tag.STOP_REASON: result.stop_reason,
-                Tag.DIVERGED: str(result.diverged).lower(),
-                Tag.REUSED_MODEL: str(result.reused_model).lower(),
-                Tag.EPOCHS_RUN: len(result.epochs),
-                **({Tag.DIVERGED_EPOCH: result.diverged_epoch} if result.diverged else {}),
-                **_verdict_tags(verdict, theory, result),
-            }
-        )
-        run.rename(f"{name} [{verdict.regime}]")  # the runs table shows the regime beside the name
-        lap("logging")  # what the epochs' metrics left to send goes out with the tags
+        laps.lap("run_setup")
+        result = train(config, data, seed, [_epoch_logger(run), *listeners])
+        laps.lap("train")
+        verdict, theory = _judge(config, result)
+        _log_artifacts(run, config, result, verdict, seed)
+        laps.lap("verdict_artifacts")
+        laps.timings.update(result.timings)  # before logging: step 0 holds the training's parts too
+        _log_outcome(run, name, result, verdict, theory, laps.timings)
+        laps.lap("logging")  # what the epochs' metrics left to send goes out with the tags
         status = "FINISHED"
-        return Recorded(result, verdict, theory, run, timings)
+        return Recorded(result, verdict, theory, run, laps.timings)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
