@@ -1,5 +1,11 @@
-"""Shared fixtures: real stores in temporary folders, real servers on loopback, the shared
-credit card data."""
+"""Shared fixtures and helpers: configs composed as the app composes them, real stores in
+temporary folders, one smoke sweep for the command tests, real servers on loopback, the
+shared credit card data.
+
+Test folders mirror the package (tests/config for gradsweep/config, ...); none has an
+``__init__.py`` or a conftest.py of its own, so this folder is on ``sys.path`` and
+``from conftest import ...`` / ``from services import ...`` work from every one of them.
+Test file names are unique across folders for the same reason."""
 
 from __future__ import annotations
 
@@ -10,9 +16,13 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Tuple
 
 import pytest
 from services import ServiceUnavailable, mlflow_server, postgres_bindir, postgres_cluster, skip_or_fail
+
+if TYPE_CHECKING:
+    from gradsweep.config import Config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -28,6 +38,20 @@ def credit_card_dir() -> Path:
     return CREDIT_CARD
 
 
+def compose_config(*overrides: str) -> Config:
+    """The config ``python -m gradsweep OVERRIDES`` would run: composed by Hydra from the
+    packaged config tree (and ./conf of the working directory), then validated. Hydra's and
+    the schema's errors propagate unchanged."""
+    from hydra import compose, initialize_config_dir
+
+    from gradsweep.config import register, to_config
+    from gradsweep.config.compose import config_dir
+
+    register()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return to_config(compose("config", overrides=list(overrides)))
+
+
 def run_gradsweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Runs ``python -m gradsweep ARGS`` in ``cwd`` as a user would; stdout holds both streams."""
     return subprocess.run(
@@ -40,28 +64,45 @@ def run_gradsweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Com
     )
 
 
+def sqlite_stores(folder: Path) -> dict:
+    """Overrides that point MLflow and Optuna at fresh SQLite files under ``folder``."""
+    return {
+        "tracking.uri": f"sqlite:///{folder}/m.db",
+        "sweep.storage": f"sqlite:///{folder}/o.db",
+        "tracking.artifacts": str(folder / "artifacts"),
+    }
+
+
 @pytest.fixture
 def stores(tmp_path: Path) -> dict:
     """Overrides that point MLflow and Optuna at fresh SQLite files under tmp_path."""
-    return {
-        "tracking.uri": f"sqlite:///{tmp_path}/m.db",
-        "sweep.storage": f"sqlite:///{tmp_path}/o.db",
-        "tracking.artifacts": str(tmp_path / "artifacts"),
-    }
+    return sqlite_stores(tmp_path)
+
+
+def smoke_sweep(tmp: Path) -> Tuple[Path, dict, subprocess.CompletedProcess]:
+    """Runs ``python -m gradsweep +sweep=smoke`` in ``tmp`` into fresh SQLite stores there:
+    (tmp, the store overrides, the finished process)."""
+    stores = sqlite_stores(tmp)
+    done = run_gradsweep("+sweep=smoke", *(f"{k}={v}" for k, v in stores.items()), cwd=tmp)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return tmp, stores, done
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> Tuple[Path, dict, subprocess.CompletedProcess]:
+    """One smoke sweep (3 trials), shared by the command tests that read it back (it is the
+    expensive part). tests/commands/test_sweep.py resumes and extends it in order; a test
+    that adds runs it does not expect (``rerun``) makes its own with :func:`smoke_sweep`."""
+    return smoke_sweep(tmp_path_factory.mktemp("smoke"))
 
 
 # --------------------------------------------------------------------------- services
 # Real PostgreSQL and MLflow servers on 127.0.0.1 (tests/services.py). Tests that use them
-# are marked `services` automatically (deselect with -m "not services").
+# are marked `services` automatically (deselect with -m "not services"; the marker is
+# declared in pyproject.toml with `slow`).
 
 SERVICE_FIXTURES = {"pg", "mlflow_http", "optuna_url", "team_pg", "mlflow_auth_server"}
 TEAM_INIT_SCRIPT = REPO / "docker" / "postgres-init.sh"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "services: starts real PostgreSQL or MLflow servers on 127.0.0.1 (deselect with -m 'not services')"
-    )
 
 
 def pytest_collection_modifyitems(items: list) -> None:

@@ -6,30 +6,21 @@ import math
 
 import optuna
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 
 from gradsweep.commands.sweep import run_sweep
-from gradsweep.config import register, to_config
-from gradsweep.config.compose import config_dir
-
-register()
 
 
 @pytest.mark.slow
 def test_tanh_at_depth_32_goes_vanishing_healthy_exploding_around_1_76(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                "+sweep=phase",
-                "sweep.space.model.activation.choices=[tanh]",
-                "sweep.space.model.depth.choices=[32]",
-                "sweep.n_trials=7",
-                f"tracking.uri=sqlite:///{tmp_path}/m.db",
-            ],
-        )
-    config = to_config(cfg)
+    config = compose_config(
+        "+sweep=phase",
+        "sweep.space.model.activation.choices=[tanh]",
+        "sweep.space.model.depth.choices=[32]",
+        "sweep.n_trials=7",
+        f"tracking.uri=sqlite:///{tmp_path}/m.db",
+    )
     run_sweep(config)
     study = optuna.load_study(
         study_name="phase",

@@ -4,28 +4,20 @@ the results the tutorial reports, and the verdicts their measured gradients supp
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 from mlflow import MlflowClient
 
 from gradsweep.commands.sweep import run_single
-from gradsweep.config import register, to_config
-from gradsweep.config.compose import config_dir
-
-register()
 
 
 def _run(experiment: str, data_dir, tmp_path):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                f"+experiment={experiment}",
-                f"data.dir={data_dir}",
-                f"tracking.uri=sqlite:///{tmp_path}/m.db",
-                f"tracking.artifacts={tmp_path}/artifacts",
-            ],
-        )
-    summary = run_single(to_config(cfg))
+    config = compose_config(
+        f"+experiment={experiment}",
+        f"data.dir={data_dir}",
+        f"tracking.uri=sqlite:///{tmp_path}/m.db",
+        f"tracking.artifacts={tmp_path}/artifacts",
+    )
+    summary = run_single(config)
     tags = MlflowClient(summary.tracking_uri).get_run(summary.parent_run_id).data.tags
     return summary, tags
 

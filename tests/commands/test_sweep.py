@@ -1,4 +1,7 @@
-"""`python -m gradsweep` as a user runs it, into real stores, then read back."""
+"""`python -m gradsweep` as a user runs it (gradsweep/commands/run.py and sweep.py): sweeps
+and single runs into real stores, then read back. The smoke sweep is conftest's `smoke`
+fixture, shared with tests/commands/test_report.py; the tests here resume and extend it in
+file order."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import math
 import optuna
 import pandas as pd
 import pytest
-from conftest import run_gradsweep
+from conftest import compose_config, run_gradsweep
 from mlflow import MlflowClient
 
 from gradsweep.diagnosis.regime import REGIMES
@@ -23,20 +26,6 @@ def _runs(stores: dict):
     client = MlflowClient(stores["tracking.uri"])
     experiment = client.get_experiment_by_name("gradsweep")
     return client, client.search_runs([experiment.experiment_id]) if experiment else []
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """One smoke sweep, shared by the checks below (it is the expensive part)."""
-    tmp = tmp_path_factory.mktemp("smoke")
-    stores = {
-        "tracking.uri": f"sqlite:///{tmp}/m.db",
-        "sweep.storage": f"sqlite:///{tmp}/o.db",
-        "tracking.artifacts": str(tmp / "artifacts"),
-    }
-    done = run_gradsweep("+sweep=smoke", *_args(stores), cwd=tmp)
-    assert done.returncode == 0, done.stdout[-3000:]
-    return tmp, stores, done
 
 
 def test_smoke_sweep_records_parent_and_nested_trials(smoke):
@@ -114,24 +103,6 @@ def test_changed_space_is_refused(smoke):
     changed = run_gradsweep("+sweep=smoke", "sweep.space.model.activation.choices=[sigmoid]", *_args(stores), cwd=tmp)
     assert changed.returncode == 2
     assert "different search space" in changed.stdout and "Traceback" not in changed.stdout
-
-
-def test_rerun_reproduces_a_trial_exactly(smoke):
-    tmp, stores, _ = smoke
-    _, runs = _runs(stores)
-    trial = next(r for r in runs if r.data.tags.get("optuna.trial_number") == "1")
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "gradsweep", "rerun", trial.info.run_id, "--tracking-uri", stores["tracking.uri"]],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert "identical" in done.stdout + done.stderr
 
 
 def test_diverging_trials_stay_complete_with_finite_values(tmp_path, stores):
@@ -269,52 +240,10 @@ def test_mlflow_ui_serves_the_sweep(smoke):
         server.wait(timeout=30)
 
 
-def _check_report(folder):
-    page = (folder / "report.html").read_text()
-    for name in ("report.html", "trials.csv", "parallel_coordinate.png"):
-        assert (folder / name).stat().st_size > 0, name
-    maps = list(folder.glob("map_*.png"))
-    assert maps and all(p.stat().st_size > 0 for p in maps)
-    assert "http://" not in page and "https://" not in page and 'src="//' not in page
-    assert page.count("data:image/png;base64,") >= len(maps) + 1
-    table = pd.read_csv(folder / "trials.csv")
-    assert set(table["regime"]) <= set(REGIMES) and len(table) >= 3
-    assert {"model.activation", "optimizer.learning_rate", "value", "detail", "max_rel_norm", "val/accuracy"} <= set(
-        table.columns
-    )
-    assert table["max_rel_norm"].notna().all()
-
-
-def test_report_is_written_and_rebuilt_from_the_stores(smoke):
-    import shutil
-
-    tmp, stores, _ = smoke
-    folder = tmp / "sweeps" / "smoke" / "report"
-    _check_report(folder)
-    shutil.rmtree(folder)
-    done = run_gradsweep(
-        "report", "smoke", f"sweep.storage={stores['sweep.storage']}", f"tracking.uri={stores['tracking.uri']}", cwd=tmp
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-    _check_report(folder)
-    compared = run_gradsweep("compare", "smoke", "smoke", f"sweep.storage={stores['sweep.storage']}", cwd=tmp)
-    assert compared.returncode == 0, compared.stdout[-3000:]
-    assert (tmp / "sweeps" / "compare_smoke_smoke" / "compare.html").stat().st_size > 0
-
-
-def test_report_of_an_unknown_sweep_is_one_clear_line(tmp_path):
-    done = run_gradsweep("report", "nothere", cwd=tmp_path)
-    assert done.returncode != 0 and "sweep.storage: no study file sweeps/nothere/optuna.journal" in done.stdout
-
-
 def test_swept_data_keys_reach_each_trial_and_objective_changes_are_refused(tmp_path, monkeypatch, stores):
-    from hydra import compose, initialize_config_dir
-
     from gradsweep.commands.sweep import run_sweep
-    from gradsweep.config import ConfigError, register, to_config
-    from gradsweep.config.compose import config_dir
+    from gradsweep.config import ConfigError
 
-    register()
     monkeypatch.chdir(tmp_path)
     overrides = [
         "+sweep=smoke",
@@ -328,9 +257,8 @@ def test_swept_data_keys_reach_each_trial_and_objective_changes_are_refused(tmp_
         "train.epochs=1",
         *_args(stores),
     ]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        config = to_config(compose("config", overrides=overrides))
-        maximise = to_config(compose("config", overrides=overrides + ["sweep.objective.direction=maximize"]))
+    config = compose_config(*overrides)
+    maximise = compose_config(*overrides, "sweep.objective.direction=maximize")
     run_sweep(config)
     _, runs = _runs(stores)
     trials = [r for r in runs if "optuna.trial_number" in r.data.tags]

@@ -1,8 +1,7 @@
-"""The statistics recorded inside train_step equal an independent GradientTape."""
+"""The statistics recorded inside train_step (gradsweep/model/gradstats.py) equal an
+independent GradientTape; captured optimizer steps; the saturation probe."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import keras
 import numpy as np
@@ -13,7 +12,6 @@ from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, T
 from gradsweep.data.datasets import Dataset, load
 from gradsweep.model.gradstats import apply_and_capture
 from gradsweep.model.network import build_model, layer_names
-from gradsweep.tracking.recorder import constant_loss, objective_value
 from gradsweep.training.loop import train
 
 # 64 training rows and one batch of 64: an epoch is exactly one step on all of them.
@@ -100,64 +98,6 @@ def test_captured_steps_equal_the_kernels_change(optimizer):
     assert not {"assign", "assign_add", "assign_sub"} & set(vars(opt))  # the class's methods again
 
 
-def test_layer_names_are_stable_across_trials():
-    config = _config()
-    data = load(config.data)
-    first, second = train(config, data, seed=1), train(config, data, seed=2)
-    expected = {
-        "grad/dense_00/norm_mean",
-        "grad/dense_01/norm_mean",
-        "grad/dense_02/norm_mean",
-        "grad/output/norm_mean",
-    }
-    assert expected <= set(first.epochs[0]) and set(first.epochs[0]) == set(second.epochs[0])
-    assert layer_names(ModelConfig(widths=[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]))[-2:] == ["dense_10", "output"]
-
-
-def test_trials_in_one_process_do_not_keep_earlier_graphs():
-    import gc
-
-    from tensorflow.python.framework.func_graph import FuncGraph
-
-    config = _config()
-    data = load(config.data)
-
-    def graphs() -> int:
-        gc.collect()
-        return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
-
-    def one_kept(width: int) -> Config:  # a new architecture each time, one model kept
-        return replace(config, model=replace(config.model, width=width), train=replace(config.train, keep_compiled=1))
-
-    train(one_kept(8), data, seed=1)
-    after_one = graphs()
-    for width in (9, 10, 11):
-        train(one_kept(width), data, seed=width)
-    # TensorFlow's gradient registry kept every trial's graphs (+~20 per trial here).
-    assert graphs() <= after_one
-
-
-def test_nan_loss_stops_training_and_keeps_the_trial_as_data():
-    config = Config(
-        data=DATA,
-        model=ModelConfig(activation="linear", depth=4, width=16, init="random_normal", init_std=5.0),
-        optimizer=OptimizerConfig(name="sgd", learning_rate=100.0),
-        train=TrainConfig(epochs=5),
-    )
-    data = load(config.data)
-    result = train(config, data, seed=0)
-    assert result.diverged and result.stop_reason == "diverged"
-    assert len(result.epochs) == result.diverged_epoch < 5  # stopped right at the NaN epoch
-    assert not np.isfinite(result.epochs[-1]["train/loss"])
-    steps = -(-len(data.x_train) // config.train.batch_size)
-    assert 0 < result.epochs[-1]["grad/dense_00/nonfinite"] <= steps  # steps with a NaN/inf, not entries
-    value = objective_value(result, "val/loss", data)
-    assert np.isfinite(value) and value == pytest.approx(constant_loss(data.positive_rate))
-    assert objective_value(result, "val/accuracy", data) == pytest.approx(
-        max(data.positive_rate, 1 - data.positive_rate)
-    )
-
-
 def test_saturation_probe_sees_a_saturated_sigmoid_layer():
     base = load(DATA)
     raw = Dataset(base.x_train * 1e4, base.y_train, base.x_val * 1e4, base.y_val, base.features)
@@ -171,16 +111,3 @@ def test_saturation_probe_sees_a_saturated_sigmoid_layer():
     assert result.epochs[0]["grad/dense_00/zero_frac"] > 0.5
     healthy = train(_config(), base, seed=0)
     assert healthy.init["act/dense_00/saturation"] < 0.2
-
-
-def test_objective_uses_the_restored_best_epoch():
-    config = Config(
-        data=DATA,
-        model=ModelConfig(activation="tanh", depth=2, width=8),
-        optimizer=OptimizerConfig(name="sgd", learning_rate=2.0),
-        train=TrainConfig(epochs=6, batch_size=16, early_stopping_patience=50),
-    )
-    result = train(config, load(config.data), seed=0)
-    losses = [e["val/loss"] for e in result.epochs]
-    assert result.stop_reason == "completed" and len(losses) == 6
-    assert result.final["val/loss"] == min(losses)  # Keras restored the best weights at the end

@@ -1,5 +1,6 @@
-"""Several workers on one study, and the faults they must survive: a worker killed with
-SIGKILL mid-trial, the whole sweep killed and run again. Real processes, real stores."""
+"""Several workers on one study (gradsweep/study: parent, worker, recovery, storage), and
+the faults they must survive: a worker killed with SIGKILL mid-trial, the whole sweep killed
+and run again, servers restarted or gone. Real processes, real stores."""
 
 from __future__ import annotations
 
