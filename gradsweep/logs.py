@@ -7,7 +7,9 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+from gradsweep.redaction import redact
 
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
@@ -16,6 +18,27 @@ def setup(level: int = logging.INFO, fmt: str = FORMAT) -> None:
     """Configures the root logger once per process (workers pass their own prefix)."""
     logging.basicConfig(level=level, format=fmt)
     quiet_libraries()
+    redact_records()
+
+
+def redact_records() -> None:
+    """Every log record, ours and the libraries', with the passwords of its URLs masked
+    when it is made: whatever handler writes it (the terminal, Hydra's log file) gets the
+    masked text. Idempotent."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "redacts", False):
+        return
+
+    def masked(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        text = record.getMessage()
+        clean = redact(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return record
+
+    masked.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(masked)
 
 
 def quiet_libraries() -> None:
@@ -35,6 +58,9 @@ def quiet_environment() -> None:
     """Settings TensorFlow and MLflow read at import: before either is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow prints "View run ... at: URL" as each run ends: inside the progress bar, and
+    # with the password of a URL that carries one. The summary says where the runs are.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 @contextlib.contextmanager

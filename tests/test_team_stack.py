@@ -153,3 +153,73 @@ def test_set_up_runs_again_and_applies_a_new_password(server, monkeypatch):
     assert done.returncode == 0, done.stdout + done.stderr
     assert create_run(server, (WORKER, "worker-password-1")).status_code == 401
     assert create_run(server, (WORKER, "worker-password-2")).status_code == 200
+
+
+def _text_of_every_table(url: str) -> str:
+    """Every row of every table of a PostgreSQL database, as text."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            tables = db.execute(text("select tablename from pg_tables where schemaname = 'public'")).scalars().all()
+            return "\n".join(
+                str(row) for table in tables for row in db.execute(text(f'select t::text from "{table}" t')).all()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_no_password_of_a_url_reaches_the_screen_a_file_or_a_store(team_pg, server, tmp_path):
+    """A sweep given both stores with the password in the URL, one with '/' and ':' in it:
+    neither password is in what it printed, in any file it wrote, in the MLflow server's
+    artifacts and databases, or in the Optuna database."""
+    import secrets
+    import urllib.parse
+
+    from conftest import run_gradsweep
+
+    pg_password = f"s3/cr:t!{secrets.token_hex(6)}"
+    admin = psycopg2.connect(
+        host="127.0.0.1", port=team_pg.port, user=team_pg.user, password=team_pg.password, dbname="postgres"
+    )
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE ROLE secretive LOGIN PASSWORD %s", (pg_password,))
+        cur.execute("CREATE DATABASE secret_optuna OWNER secretive")
+    admin.close()
+    storage = f"postgresql+psycopg2://secretive:{pg_password}@127.0.0.1:{team_pg.port}/secret_optuna"
+    host = server.url.removeprefix("http://")
+    tracking = f"http://{server.admin_username}:{server.admin_password}@{host}"
+    with pytest.MonkeyPatch.context() as patch:  # the URLs' passwords only, none from the environment
+        for name in [k for k in os.environ if k.startswith(("MLFLOW_TRACKING_", "PG"))]:
+            patch.delenv(name)
+        done = run_gradsweep(
+            "+sweep=smoke",
+            "sweep.n_trials=2",
+            f"sweep.storage='{storage}'",  # quoted, as Hydra needs for ':' and '!'
+            f"tracking.uri={tracking}",
+            cwd=tmp_path,
+        )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "***" in done.stdout  # the summary's UI row, masked
+
+    secrets_ = (pg_password, urllib.parse.quote(pg_password, safe=""), server.admin_password)
+    places = {"the output": done.stdout}
+    for folder in (tmp_path, server.artifacts_dir):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                places[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    assert len([p for p in places if "/sweeps/smoke/" in p]) >= 2, sorted(places)
+    places["the Optuna database"] = _text_of_every_table(storage)
+    for database in ("mlflow", "mlflow_auth"):
+        places[f"MLflow's {database} database"] = _text_of_every_table(team_pg.url(database))
+    assert "smoke" in places["the Optuna database"] and "grad/" in places["MLflow's mlflow database"]
+    leaks = [
+        (place, line.replace(secret, "<PASSWORD>"))
+        for place, text in places.items()
+        for secret in secrets_
+        for line in text.splitlines()
+        if secret in line
+    ]
+    assert not leaks, f"a password was found in: {leaks[:5]}"

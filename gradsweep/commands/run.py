@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from gradsweep import logs
-from gradsweep.config import register, to_config
+from gradsweep.config import Config, register, to_config
 from gradsweep.config.compose import compose_error, config_dir
 from gradsweep.errors import ConfigError, GradsweepError
 
@@ -23,8 +23,24 @@ def run(cfg: DictConfig) -> int:
     from gradsweep.data.datasets import load
 
     try:
+        # Bad input fails here, in seconds, before any store is opened or TensorFlow loads.
         config = to_config(cfg)
-        data = load(config.data)  # bad data fails here, before TensorFlow loads
+        if config.sweep is not None:
+            from gradsweep.study.search import make_pruner, make_sampler
+
+            make_sampler(config.sweep), make_pruner(config.sweep)
+        _check_memory(config)
+        data = load(config.data)
+        # Then the stores, the study's first (an unreachable one leaves no MLflow database
+        # behind): a bad one is said before TensorFlow's seconds of loading.
+        study = None
+        if config.sweep is not None:
+            from gradsweep.study.storage import open_study
+
+            study = open_study(config.sweep)
+        from gradsweep.tracking.store import Tracker
+
+        tracker = Tracker(config.tracking)
     except GradsweepError as err:
         log.error("%s", err)
         return err.exit_code
@@ -36,7 +52,10 @@ def run(cfg: DictConfig) -> int:
         text = OmegaConf.to_yaml(cfg, resolve=True)  # @hydra.main hands over cfg without its hydra node
         used = configure(config.device, threads_for(config.threads, config.sweep.n_workers if config.sweep else 1))
         log.debug("TensorFlow on %s", used)
-        summary = run_sweep(config, text, data) if config.sweep else run_single(config, data=data)
+        if study is not None:
+            summary = run_sweep(config, text, data, tracker=tracker, study=study)
+        else:
+            summary = run_single(config, data=data, tracker=tracker)
     except GradsweepError as err:
         log.error("%s", err)
         return err.exit_code
@@ -66,3 +85,16 @@ def main(overrides: List[str]) -> int:
     sys.argv = [sys.argv[0], *overrides]
     _hydra_app()
     return 0
+
+
+def _check_memory(config: Config) -> None:
+    """The largest model of every worker must fit in this machine's available memory."""
+    import psutil
+
+    needed, available = config.memory_needed(), psutil.virtual_memory().available
+    if needed > available:
+        workers = config.sweep.n_workers if config.sweep is not None else 1
+        raise ConfigError(
+            f"model: the largest model in {workers} worker(s) takes about {needed / 2**30:.1f} GiB; this machine "
+            f"has {available / 2**30:.1f} GiB available (a smaller model or fewer sweep.n_workers)"
+        )

@@ -22,6 +22,7 @@ from gradsweep.study.lock import SweepLock
 from gradsweep.study.objective import Objective
 from gradsweep.study.parent import check_resume, describe_parent, parent_run, record_study_context, run_tags
 from gradsweep.study.pool import run_pool
+from gradsweep.study.recovery import Recovery
 from gradsweep.study.storage import open_study
 from gradsweep.study.worker import COUNTED, counts, end_orphan_runs, recovery_for, run_trials
 from gradsweep.tracking.recorder import run_recorded
@@ -30,7 +31,13 @@ from gradsweep.tracking.store import Run, Tracker
 log = logging.getLogger(__name__)
 
 
-def run_sweep(config: Config, config_yaml: str = "", data: Optional[Dataset] = None) -> Summary:
+def run_sweep(
+    config: Config,
+    config_yaml: str = "",
+    data: Optional[Dataset] = None,
+    tracker: Optional[Tracker] = None,
+    study: Optional[optuna.Study] = None,
+) -> Summary:
     """Runs (or resumes) the configured sweep until ``sweep.n_trials`` trials are counted.
 
     Both stores' schemas, the study and its parent run are made here, before any worker
@@ -39,13 +46,11 @@ def run_sweep(config: Config, config_yaml: str = "", data: Optional[Dataset] = N
     Raises:
         ConfigError, DataError, TrackingError: bad input, before any training.
     """
-    from tqdm import tqdm
-
     sweep = config.sweep
     assert sweep is not None
     data = data or load(config.data)
-    tracker = Tracker(config.tracking)
-    study = open_study(sweep)
+    tracker = tracker or Tracker(config.tracking)
+    study = study or open_study(sweep)
     lock = SweepLock(sweep.storage, sweep.name)
     recovery = recovery_for(config, tracker)
     with lock:
@@ -58,26 +63,7 @@ def run_sweep(config: Config, config_yaml: str = "", data: Optional[Dataset] = N
     try:
         if new:
             describe_parent(parent, config, config_yaml)
-        done = counts(study)["counted"]
-        if done >= sweep.n_trials:
-            log.info("study %s already has %d counted trials; nothing to run", sweep.name, done)
-        else:
-            bar = tqdm(total=sweep.n_trials, initial=done, desc=sweep.name, unit="trial")
-
-            def progress(counted: int) -> None:
-                bar.update(max(0, min(counted, sweep.n_trials) - bar.n))
-
-            try:
-                if sweep.n_workers == 1:
-                    objective = Objective(config, data, tracker, parent)
-                    run_trials(study, objective, sweep.n_trials, lock, recovery, progress)
-                else:
-                    run_pool(config, parent.id, study, progress)
-            finally:
-                bar.close()
-                with lock:  # trials of workers that died last are closed, not left RUNNING
-                    recovery.reclaim(study)
-                    end_orphan_runs(study, tracker, parent.id)
+        _run_missing_trials(config, data, study, tracker, parent, lock, recovery)
         report = build_report(study, sweep_folder(sweep.name) / Artifact.REPORT)
         parent.log_artifacts(report.folder, Artifact.REPORT)
         summary = _summarise(study, config, parent, tracker, report.counts)
@@ -89,6 +75,41 @@ def run_sweep(config: Config, config_yaml: str = "", data: Optional[Dataset] = N
         raise
     finally:
         parent.finish(status)
+
+
+def _run_missing_trials(
+    config: Config,
+    data: Dataset,
+    study: optuna.Study,
+    tracker: Tracker,
+    parent: Run,
+    lock: SweepLock,
+    recovery: Recovery,
+) -> None:
+    """Runs trials, in this process or in workers, until ``sweep.n_trials`` are counted."""
+    from tqdm import tqdm
+
+    sweep = config.sweep
+    assert sweep is not None
+    done = counts(study)["counted"]
+    if done >= sweep.n_trials:
+        log.info("study %s already has %d counted trials; nothing to run", sweep.name, done)
+        return
+    bar = tqdm(total=sweep.n_trials, initial=done, desc=sweep.name, unit="trial")
+
+    def progress(counted: int) -> None:
+        bar.update(max(0, min(counted, sweep.n_trials) - bar.n))
+
+    try:
+        if sweep.n_workers == 1:
+            run_trials(study, Objective(config, data, tracker, parent), sweep.n_trials, lock, recovery, progress)
+        else:
+            run_pool(config, parent.id, study, progress)
+    finally:
+        bar.close()
+        with lock:  # trials of workers that died last are closed, not left RUNNING
+            recovery.reclaim(study)
+            end_orphan_runs(study, tracker, parent.id)
 
 
 def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracker, regimes: Dict[str, int]) -> Summary:
@@ -120,10 +141,15 @@ def _summarise(study: optuna.Study, config: Config, parent: Run, tracker: Tracke
     )
 
 
-def run_single(config: Config, tags: Optional[Dict[str, str]] = None, data: Optional[Dataset] = None) -> Summary:
+def run_single(
+    config: Config,
+    tags: Optional[Dict[str, str]] = None,
+    data: Optional[Dataset] = None,
+    tracker: Optional[Tracker] = None,
+) -> Summary:
     """Trains the configured model once, as one MLflow run (no study), seeded ``train.seed``."""
     data = data or load(config.data)
-    tracker = Tracker(config.tracking)
+    tracker = tracker or Tracker(config.tracking)
     name = f"{config.model.activation} depth={len(config.model.hidden_widths)} {config.optimizer.name}"
     recorded = run_recorded(
         config, data, config.train.seed, tracker, name, {Tag.KIND: "single", **run_tags(config, data), **(tags or {})}

@@ -1,4 +1,5 @@
-"""The configuration: typed schema (:mod:`.schema`) and Hydra composition (:mod:`.compose`)."""
+"""The configuration: typed schema (:mod:`.schema`, the sweep's in :mod:`.sweep`, the value
+checks in :mod:`.checks`) and Hydra composition (:mod:`.compose`)."""
 
 from gradsweep.config.schema import (
     ACTIVATIONS,
@@ -7,20 +8,16 @@ from gradsweep.config.schema import (
     Config,
     DataConfig,
     ModelConfig,
-    ObjectiveConfig,
     OptimizerConfig,
-    ParamSpec,
     RegimeConfig,
-    SweepConfig,
     TrackingConfig,
     TrainConfig,
-    default_storage,
     flatten,
     from_dict,
     register,
-    sweep_folder,
     to_config,
 )
+from gradsweep.config.sweep import ObjectiveConfig, ParamSpec, SweepConfig, default_storage, sweep_folder
 from gradsweep.errors import ConfigError
 
 __all__ = [

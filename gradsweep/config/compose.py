@@ -26,6 +26,7 @@ def compose_error(overrides: list[str]) -> Optional[str]:
 
     Hydra itself would print several lines and a hint about HYDRA_FULL_ERROR.
     """
+    import yaml
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -35,13 +36,32 @@ def compose_error(overrides: list[str]) -> Optional[str]:
             to_config(compose(config_name="config", overrides=overrides))
     except ConfigError as err:
         return str(err)
+    except yaml.YAMLError as err:
+        return _yaml_message(err)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         return _hydra_message(err)
     return None
 
 
+def _yaml_message(err: BaseException) -> str:
+    """``file:line: problem`` of a config file that is not YAML."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if mark is None:
+        return f"a config file is not valid YAML: {problem}"
+    context = getattr(err, "context", None)
+    return f"{mark.name}:{mark.line + 1}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def _hydra_message(err: BaseException) -> str:
     """One line from Hydra's or OmegaConf's error: the key it names, or its first line."""
+    from hydra.errors import OverrideParseException
+
+    if isinstance(err, OverrideParseException):
+        name = err.override.split("=", 1)[0].lstrip("+~")
+        return (
+            f"{name}: cannot parse the override {err.override!r}; quote a value with special characters: {name}='...'"
+        )
     cause: Optional[BaseException] = err
     while cause is not None:
         key = getattr(cause, "full_key", None)

@@ -9,8 +9,7 @@ run in ``__post_init__`` and raise :class:`ConfigError` naming the key.
 
 from __future__ import annotations
 
-import json
-import re
+import itertools
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -18,7 +17,8 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from gradsweep import keys
+from gradsweep.config.checks import check, finite, one_of
+from gradsweep.config.sweep import SweepConfig
 from gradsweep.errors import ConfigError
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "elu", "selu", "gelu", "linear")
@@ -42,38 +42,17 @@ INITIALIZERS = (
 STD_INITIALIZERS = ("random_normal", "truncated_normal", "random_uniform")
 DATASETS = ("breast_cancer", "credit_card", "moons", "csv")
 OVERSAMPLE = ("none", "train", "before_split")
-SAMPLERS = ("random", "grid", "qmc", "tpe", "cmaes", "gp")
 DEVICES = ("auto", "cpu", "gpu")
-PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "threshold")
-PARAM_TYPES = ("categorical", "int", "float")
-DIRECTIONS = ("minimize", "maximize")
-OBJECTIVE_METRICS = (keys.VAL_LOSS, keys.VAL_ACCURACY, keys.TRAIN_LOSS, keys.TRAIN_ACCURACY)
 
 
-JOURNAL = "optuna.journal"
-SWEEPS = "sweeps"  # the folder of every sweep's journal, report and logs
-# A sweep's name is a folder under sweeps/ and a file name in reports: nothing that
-# climbs out (..), hides (.name) or needs quoting.
-SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-
-
-def sweep_folder(name: str) -> Path:
-    """Where a sweep's journal, report and logs live unless configured elsewhere."""
-    return Path(SWEEPS) / name
-
-
-def default_storage(name: str) -> str:
-    """Where a sweep's study lives unless ``sweep.storage`` says otherwise."""
-    return f"{SWEEPS}/{name}/{JOURNAL}"
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
-def _one_of(value: Any, allowed: tuple, key: str) -> None:
-    _check(value in allowed, key, f"unknown value {value!r}; choose one of {', '.join(allowed)}")
+# Bounds of a model: far above any net worth mapping here, far below what takes minutes
+# to build or more memory than a machine has.
+MAX_DEPTH = 300
+MAX_WIDTH = 8192
+MAX_PARAMETERS = 50_000_000
+# What a trial holds per weight: the weight, its gradient, two Adam slots, the captured
+# update, and working copies (float32).
+BYTES_PER_WEIGHT = 20
 
 
 @dataclass
@@ -108,17 +87,18 @@ class DataConfig:
     noise: float = 0.2
 
     def __post_init__(self) -> None:
-        _one_of(self.name, DATASETS, "data.name")
-        _one_of(self.oversample, OVERSAMPLE, "data.oversample")
-        _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "must be between 0 and 1")
-        _check(self.limit is None or self.limit >= 10, "data.limit", "must be >= 10 or null")
-        _check(self.n_samples >= 10, "data.n_samples", "must be >= 10")
-        _check(self.noise >= 0, "data.noise", "must be >= 0")
+        finite(self, "data")
+        one_of(self.name, DATASETS, "data.name")
+        one_of(self.oversample, OVERSAMPLE, "data.oversample")
+        check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "must be between 0 and 1")
+        check(self.limit is None or self.limit >= 10, "data.limit", "must be >= 10 or null")
+        check(self.n_samples >= 10, "data.n_samples", "must be >= 10")
+        check(self.noise >= 0, "data.noise", "must be >= 0")
         if self.name == "credit_card":
-            _check(bool(self.dir), "data.dir", "credit_card needs the folder of the Kaggle CSVs")
+            check(bool(self.dir), "data.dir", "credit_card needs the folder of the Kaggle CSVs")
         if self.name == "csv":
-            _check(bool(self.path), "data.path", "data=csv needs a CSV file")
-            _check(bool(self.target), "data.target", "data=csv needs the label column")
+            check(bool(self.path), "data.path", "data=csv needs a CSV file")
+            check(bool(self.target), "data.target", "data=csv needs the label column")
 
 
 @dataclass
@@ -148,16 +128,30 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        _one_of(self.activation, ACTIVATIONS, "model.activation")
-        _one_of(self.init, INITIALIZERS, "model.init")
-        _check(self.depth >= 1, "model.depth", f"must be >= 1, got {self.depth}")
-        _check(self.width >= 1, "model.width", f"must be >= 1, got {self.width}")
+        finite(self, "model")
+        one_of(self.activation, ACTIVATIONS, "model.activation")
+        one_of(self.init, INITIALIZERS, "model.init")
+        check(1 <= self.depth <= MAX_DEPTH, "model.depth", f"must be in [1, {MAX_DEPTH}], got {self.depth}")
+        check(1 <= self.width <= MAX_WIDTH, "model.width", f"must be in [1, {MAX_WIDTH}], got {self.width}")
         if self.widths is not None:
-            _check(len(self.widths) >= 1, "model.widths", "must list at least one width")
-            _check(all(w >= 1 for w in self.widths), "model.widths", "every width must be >= 1")
-        _check(self.init_std > 0, "model.init_std", f"must be > 0, got {self.init_std}")
-        _check(self.bias_init_std >= 0, "model.bias_init_std", "must be >= 0")
-        _check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+            check(len(self.widths) >= 1, "model.widths", "must list at least one width")
+            check(len(self.widths) <= MAX_DEPTH, "model.widths", f"at most {MAX_DEPTH} layers")
+            check(all(1 <= w <= MAX_WIDTH for w in self.widths), "model.widths", f"every width in [1, {MAX_WIDTH}]")
+        check(
+            self.parameters <= MAX_PARAMETERS,
+            "model.width" if self.widths is None else "model.widths",
+            f"{self.parameters:.3g} hidden-layer weights; at most {MAX_PARAMETERS:.0e} (the nets this tool maps are "
+            f"small, and a trial's memory is about {BYTES_PER_WEIGHT} bytes a weight)",
+        )
+        check(self.init_std > 0, "model.init_std", f"must be > 0, got {self.init_std}")
+        check(self.bias_init_std >= 0, "model.bias_init_std", "must be >= 0")
+        check(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+
+    @property
+    def parameters(self) -> int:
+        """Weights between hidden layers (the input layer's depend on the data)."""
+        widths = self.hidden_widths
+        return sum(a * b + b for a, b in itertools.pairwise(widths)) + widths[-1] + 1
 
     @property
     def hidden_widths(self) -> List[int]:
@@ -182,10 +176,11 @@ class OptimizerConfig:
     momentum: float = 0.0
 
     def __post_init__(self) -> None:
-        _one_of(self.name, OPTIMIZERS, "optimizer.name")
-        _check(self.learning_rate > 0, "optimizer.learning_rate", f"must be > 0, got {self.learning_rate}")
-        _check(self.clipnorm is None or self.clipnorm > 0, "optimizer.clipnorm", "must be > 0 or null")
-        _check(0.0 <= self.momentum < 1.0, "optimizer.momentum", "must be in [0, 1)")
+        finite(self, "optimizer")
+        one_of(self.name, OPTIMIZERS, "optimizer.name")
+        check(self.learning_rate > 0, "optimizer.learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(self.clipnorm is None or self.clipnorm > 0, "optimizer.clipnorm", "must be > 0 or null")
+        check(0.0 <= self.momentum < 1.0, "optimizer.momentum", "must be in [0, 1)")
 
 
 @dataclass
@@ -215,18 +210,19 @@ class TrainConfig:
     keep_compiled: int = 16
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, "train.batch_size", f"must be >= 1, got {self.batch_size}")
-        _check(self.seed >= 0, "train.seed", "must be >= 0")
-        _check(
+        finite(self, "train")
+        check(self.epochs >= 1, "train.epochs", f"must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, "train.batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.seed >= 0, "train.seed", "must be >= 0")
+        check(
             self.early_stopping_patience is None or self.early_stopping_patience >= 1,
             "train.early_stopping_patience",
             "must be >= 1 or null",
         )
-        _check(self.steps_per_execution >= 0, "train.steps_per_execution", "must be >= 0")
-        _check(self.probe_size >= 1, "train.probe_size", "must be >= 1")
-        _check(self.zero_grad_tol >= 0, "train.zero_grad_tol", "must be >= 0")
-        _check(self.keep_compiled >= 0, "train.keep_compiled", "must be >= 0")
+        check(self.steps_per_execution >= 0, "train.steps_per_execution", "must be >= 0")
+        check(self.probe_size >= 1, "train.probe_size", "must be >= 1")
+        check(self.zero_grad_tol >= 0, "train.zero_grad_tol", "must be >= 0")
+        check(self.keep_compiled >= 0, "train.keep_compiled", "must be >= 0")
 
 
 @dataclass
@@ -247,7 +243,8 @@ class TrackingConfig:
     patience: float = 120.0
 
     def __post_init__(self) -> None:
-        _check(self.patience >= 0, "tracking.patience", f"must be >= 0 seconds, got {self.patience}")
+        finite(self, "tracking")
+        check(self.patience >= 0, "tracking.patience", f"must be >= 0 seconds, got {self.patience}")
 
     @property
     def local_file(self) -> Optional[Path]:
@@ -285,159 +282,17 @@ class RegimeConfig:
     large_update: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(0 < self.vanish_ratio < 1, "regime.vanish_ratio", "must be in (0, 1)")
-        _check(self.explode_ratio > 1, "regime.explode_ratio", "must be > 1")
+        finite(self, "regime")
+        check(0 < self.vanish_ratio < 1, "regime.vanish_ratio", "must be in (0, 1)")
+        check(self.explode_ratio > 1, "regime.explode_ratio", "must be > 1")
         for key in ("zero_frac", "saturation", "dead"):
-            _check(0 < getattr(self, key) <= 1, f"regime.{key}", "must be in (0, 1]")
-        _check(
+            check(0 < getattr(self, key) <= 1, f"regime.{key}", "must be in (0, 1]")
+        check(
             0 < self.small_rel_norm < self.large_rel_norm,
             "regime.small_rel_norm",
             "must be > 0 and below regime.large_rel_norm",
         )
-        _check(self.large_update > 0, "regime.large_update", "must be > 0")
-
-
-@dataclass
-class ParamSpec:
-    """One dimension of a search space.
-
-    Attributes:
-        type: ``categorical``, ``int`` or ``float``.
-        choices: the values of a categorical dimension.
-        low: lower bound of a numeric dimension.
-        high: upper bound (inclusive) of a numeric dimension.
-        log: sample on a log scale.
-        step: grid step of a numeric dimension (required by the grid sampler for floats).
-    """
-
-    type: str = "float"
-    choices: Optional[List[Any]] = None
-    low: Optional[float] = None
-    high: Optional[float] = None
-    log: bool = False
-    step: Optional[float] = None
-
-    @classmethod
-    def build(cls, entry: Any, key: str) -> ParamSpec:
-        """Builds and checks an entry, naming ``key`` (its place in the config) on error."""
-        if isinstance(entry, ParamSpec):
-            spec = entry
-        else:
-            _check(isinstance(entry, dict), key, "must be a mapping such as {type: int, low: 1, high: 8}")
-            unknown = set(entry) - {f.name for f in fields(cls)}
-            _check(not unknown, f"{key}.{sorted(unknown)[0] if unknown else ''}", "unknown field")
-            spec = cls(**entry)
-        spec.validate(key)
-        return spec
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """(low, high) of a numeric dimension (validated: both set)."""
-        if self.low is None or self.high is None:
-            raise ValueError("a categorical dimension has no bounds")
-        return self.low, self.high
-
-    def validate(self, key: str) -> None:
-        """Checks the entry, naming ``key`` (its place in ``sweep.space``) on error."""
-        _one_of(self.type, PARAM_TYPES, f"{key}.type")
-        for bound in ("low", "high", "step"):
-            value = getattr(self, bound)
-            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            _check(value is None or is_number, f"{key}.{bound}", f"must be a number, got {value!r}")
-        if self.type == "categorical":
-            _check(bool(self.choices), f"{key}.choices", "a categorical needs a non-empty list")
-            return
-        low, high = self.low, self.high
-        if low is None or high is None:
-            raise ConfigError(f"{key}: needs low and high")
-        _check(low <= high, key, f"low {low} > high {high}")
-        if self.log:
-            _check(low > 0, f"{key}.low", f"log scale needs low > 0, got {self.low}")
-            _check(self.step is None, f"{key}.step", "log scale takes no step")
-        _check(self.step is None or self.step > 0, f"{key}.step", "must be > 0")
-        if self.type == "int":
-            _check(
-                self.step is None or float(self.step).is_integer(),
-                f"{key}.step",
-                f"must be a whole number for an int, got {self.step}",
-            )
-            for bound in ("low", "high"):
-                value = getattr(self, bound)
-                _check(float(value).is_integer(), f"{key}.{bound}", f"must be an integer, got {value}")
-
-
-@dataclass
-class ObjectiveConfig:
-    """What the study optimises: a recorded metric and a direction."""
-
-    metric: str = keys.VAL_LOSS
-    direction: str = "minimize"
-
-    def __post_init__(self) -> None:
-        _one_of(self.metric, OBJECTIVE_METRICS, "sweep.objective.metric")
-        _one_of(self.direction, DIRECTIONS, "sweep.objective.direction")
-
-
-@dataclass
-class SweepConfig:
-    """An Optuna study over config keys.
-
-    Attributes:
-        name: study name; also the folder under ``sweeps/`` and the parent run's name.
-        n_trials: trials that must finish with a value (complete or pruned).
-        sampler: one of ``SAMPLERS``.
-        sampler_options: keyword arguments of that Optuna sampler.
-        pruner: one of ``PRUNERS``.
-        pruner_options: keyword arguments of that Optuna pruner.
-        objective: metric and direction.
-        storage: an Optuna storage URL (``sqlite:///...``, ``postgresql+psycopg2://...``)
-            or the path of a journal file.
-        space: ``{group: {key: ParamSpec}}``; the Optuna parameter is ``group.key``.
-        n_workers: worker processes on this machine, all on the one study.
-        heartbeat: seconds between a running trial's heartbeats in an RDB storage; a
-            trial silent for three of them is stale (its worker died) and runs again.
-        max_retry: how often a dead worker's trial is run again before it stays failed.
-    """
-
-    name: str = "sweep"
-    n_trials: int = 10
-    sampler: str = "tpe"
-    sampler_options: Dict[str, Any] = field(default_factory=dict)
-    pruner: str = "none"
-    pruner_options: Dict[str, Any] = field(default_factory=dict)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    storage: str = SWEEPS + "/${sweep.name}/" + JOURNAL
-    # Typed as Any below the key: omegaconf cannot merge command-line entries into a
-    # nested dict of dataclasses. __post_init__ builds and checks each ParamSpec.
-    space: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    n_workers: int = 1
-    heartbeat: int = 10
-    max_retry: int = 3
-
-    def __post_init__(self) -> None:
-        _check(
-            bool(SAFE_NAME.fullmatch(self.name)),
-            "sweep.name",
-            f"{self.name!r} is not a safe folder name: letters, digits, '.', '_' and '-', "
-            "not starting with '.', at most 100 characters",
-        )
-        _check(self.n_trials >= 1, "sweep.n_trials", f"must be >= 1, got {self.n_trials}")
-        _check(self.n_workers >= 1, "sweep.n_workers", f"must be >= 1, got {self.n_workers}")
-        _check(self.heartbeat >= 1, "sweep.heartbeat", f"must be >= 1 second, got {self.heartbeat}")
-        _check(self.max_retry >= 0, "sweep.max_retry", f"must be >= 0, got {self.max_retry}")
-        _one_of(self.sampler, SAMPLERS, "sweep.sampler")
-        _one_of(self.pruner, PRUNERS, "sweep.pruner")
-        for group, entries in self.space.items():
-            for key, spec in entries.items():
-                entries[key] = ParamSpec.build(spec, f"sweep.space.{group}.{key}")
-
-    def space_json(self) -> str:
-        """The space as canonical JSON (stored with the study and the parent run)."""
-        return json.dumps({k: asdict(v) for k, v in self.params().items()}, sort_keys=True)
-
-    def params(self) -> Dict[str, ParamSpec]:
-        """The space as ``{"group.key": spec}``, the names Optuna and MLflow use."""
-        return {f"{g}.{k}": spec for g, keys in self.space.items() for k, spec in keys.items()}
+        check(self.large_update > 0, "regime.large_update", "must be > 0")
 
 
 @dataclass
@@ -458,14 +313,58 @@ class Config:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        _one_of(self.device, DEVICES, "device")
-        _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        one_of(self.device, DEVICES, "device")
+        check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
         if self.sweep is None:
             return
-        for name in self.sweep.params():
+        space = self.sweep.params()
+        for name, spec in space.items():
             group, key = name.split(".", 1)
             known = group in TUNABLE_GROUPS and key in {f.name for f in fields(getattr(self, group))}
-            _check(known, f"sweep.space.{name}", f"{name} is not a config key")
+            check(known, f"sweep.space.{name}", f"{name} is not a config key")
+            annotation = next(f.type for f in fields(getattr(self, group)) if f.name == key)
+            check(
+                not (annotation == "int" and spec.type == "float"),
+                f"sweep.space.{name}.type",
+                f"{name} is an integer; use type: int",
+            )
+            for value in spec.choices if spec.type == "categorical" else spec.bounds:  # type: ignore[union-attr]
+                self._check_value(name, value)
+        # The largest model the space allows, all at once (each bound alone may pass).
+        largest = self._largest_params()
+        if len(largest) > 1:
+            self._check_value(", ".join(largest), None, largest)
+
+    def _largest_params(self) -> Dict[str, Any]:
+        space = self.sweep.params() if self.sweep is not None else {}
+        return {n: s.bounds[1] for n, s in space.items() if n.startswith("model.") and s.type != "categorical"}
+
+    def memory_needed(self) -> int:
+        """Bytes the largest model of the space (or the model) takes in every worker at once."""
+        largest = self._largest_params()
+        model = self.with_params(largest).model if largest else self.model
+        workers = self.sweep.n_workers if self.sweep is not None else 1
+        return workers * model.parameters * BYTES_PER_WEIGHT
+
+    def _check_value(self, name: str, value: Any, params: Optional[Dict[str, Any]] = None) -> None:
+        """A space entry's value gets the checks the key's own value gets, before any trial
+        draws it; the message names the entry."""
+        from omegaconf.errors import OmegaConfBaseException
+
+        params = params if params is not None else {name: value}
+        shown = "the largest values together" if value is None and len(params) > 1 else f"the value {value!r}"
+        try:
+            self.with_params(
+                {
+                    k: int(v) if isinstance(v, float) and v.is_integer() and k in _INT_KEYS else v
+                    for k, v in params.items()
+                }
+            )
+        except ConfigError as err:
+            raise ConfigError(f"sweep.space.{name}: {shown} fails {err}") from None
+        except (OmegaConfBaseException, ValueError, TypeError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"sweep.space.{name}: {shown} is not a valid {name}: {reason}") from None
 
     def with_params(self, params: Dict[str, Any]) -> Config:
         """A copy with ``{"group.key": value}`` applied and validated again."""
@@ -477,6 +376,18 @@ class Config:
 
 
 TUNABLE_GROUPS = ("data", "model", "optimizer", "train")
+# Keys whose value is an integer: a space's float bound like 8.0 stands for 8.
+_INT_KEYS = {
+    f"{group}.{item.name}"
+    for group, section in (
+        ("data", DataConfig),
+        ("model", ModelConfig),
+        ("optimizer", OptimizerConfig),
+        ("train", TrainConfig),
+    )
+    for item in fields(section)
+    if item.type == "int"
+}
 
 
 def from_dict(tree: Dict[str, Any]) -> Config:

@@ -7,6 +7,7 @@ and the scaling are owned here once.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gradsweep.config import DataConfig
-from gradsweep.errors import DataError
+from gradsweep.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,17 @@ def _read_csv(path: Path, key: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{key}: file not found: {path}")
     try:
-        return pd.read_csv(path)
+        with open(path, newline="") as file:
+            header = next(csv.reader(file), [])
+        frame = pd.read_csv(path)
     except Exception as err:
-        raise DataError(f"{key}: cannot read {path} as CSV: {err}") from None
+        raise DataError(f"{key}: cannot read {path} as CSV: {first_line(err)}") from None
+    # pandas would rename a repeated column (y, y.1) and a copy of the label could
+    # then train as a feature.
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{key}: {path} has the column {repeated[0]!r} more than once")
+    return frame
 
 
 def _fill_mode(frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +126,11 @@ def _user_csv(cfg: DataConfig) -> Tuple[pd.DataFrame, pd.Series]:
         if not pd.api.types.is_numeric_dtype(df[column]) and _numeric_or_junk(df[column]):
             bad = df[column][pd.to_numeric(df[column], errors="coerce").isna() & df[column].notna()]
             raise DataError(f"data.path: {path} column {column!r} is numeric but holds {bad.iloc[0]!r}")
-    return _fill_mode(df.drop(columns=[cfg.target])), df[cfg.target]
+    features = df.drop(columns=[cfg.target])
+    missing = features.isna().sum()
+    for column in missing[missing > 0].index:
+        log.warning("%s: %d missing values of column %r take its most frequent value", path, missing[column], column)
+    return _fill_mode(features), df[cfg.target]
 
 
 LOADERS = {"breast_cancer": _breast_cancer, "moons": _moons, "credit_card": _credit_card, "csv": _user_csv}
@@ -135,6 +148,34 @@ def _encode(x: pd.DataFrame, y: pd.Series, key: str) -> Tuple[pd.DataFrame, np.n
     if y.isna().any():
         raise DataError(f"{key}: the label has missing values")
     return x.astype("float32"), (y == classes[1]).to_numpy(dtype="float32")
+
+
+# Fewer rows than this, or than MIN_PER_CLASS of a class, in a split: nothing a verdict
+# or a validation loss could be read from.
+MIN_ROWS = {"training": 8, "validation": 2}
+MIN_PER_CLASS = 1
+
+
+def _check_finite(x: np.ndarray, columns: List[str], where: str) -> None:
+    """NaN or inf in the features would make every gradient non-finite: a verdict on
+    the data, not on the network."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        column = int(np.argmax(bad.any(axis=0)))
+        raise DataError(
+            f"{where} feature {columns[column]!r} has {int(bad[:, column].sum())} NaN or infinite "
+            "values; clean or drop them"
+        )
+
+
+def _check_split(y: np.ndarray, split: str, cfg: DataConfig) -> None:
+    counts = [int((y == 0).sum()), int((y == 1).sum())]
+    if len(y) < MIN_ROWS[split] or min(counts) < MIN_PER_CLASS:
+        raise DataError(
+            f"data.val_fraction: the {split} split has {len(y)} rows ({counts[0]} negative, {counts[1]} positive); "
+            f"it needs at least {MIN_ROWS[split]} rows and {MIN_PER_CLASS} of each class (more data, or another "
+            "data.val_fraction)"
+        )
 
 
 def _oversample(x: np.ndarray, y: np.ndarray, seed: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -155,6 +196,7 @@ def load(cfg: DataConfig) -> Dataset:
     frame, labels = LOADERS[cfg.name](cfg)
     frame, y = _encode(frame, labels, "data.target" if cfg.name == "csv" else "data")
     x = frame.to_numpy(dtype="float32")
+    _check_finite(x, list(frame.columns), f"data.path: {cfg.path}" if cfg.name == "csv" else "data:")
     if cfg.limit is not None and cfg.limit < len(x):
         keep = np.random.default_rng(cfg.seed).permutation(len(x))[: cfg.limit]
         x, y = x[keep], y[keep]
@@ -164,7 +206,12 @@ def load(cfg: DataConfig) -> Dataset:
             "training rows land in the validation split and inflate its accuracy"
         )
         x, y = _oversample(x, y, cfg.seed)
-    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=cfg.val_fraction, random_state=cfg.seed)
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=cfg.val_fraction, random_state=cfg.seed)
+    except ValueError as err:  # a split left empty
+        raise DataError(f"data.val_fraction: {cfg.val_fraction} of {len(x)} rows: {first_line(err)}") from None
+    _check_split(y_train, "training", cfg)
+    _check_split(y_val, "validation", cfg)
     if cfg.oversample == "train":
         x_train, y_train = _oversample(x_train, y_train, cfg.seed)
     if cfg.scale:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Dict
 
 import numpy as np
@@ -43,21 +44,62 @@ def grid(space: Dict[str, ParamSpec]) -> Dict[str, list]:
     return values
 
 
+# What an option's annotation may name, and the values each name takes.
+_SIMPLE_TYPES: Dict[str, tuple] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "None": (type(None),),
+}
+
+
+def check_options(cls: type, options: Dict[str, Any], key: str) -> None:
+    """Checks options against ``cls.__init__``'s signature: known names, and values of the
+    annotated type where it is a plain one (int, float, bool, str, None).
+
+    Optuna takes e.g. ``n_startup_trials="abc"`` without a word and fails at the first
+    trial that reads it; here it fails before anything is created.
+
+    Raises:
+        ConfigError: naming ``key.<option>``.
+    """
+    parameters = inspect.signature(cls).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+    for name, value in options.items():
+        if name not in parameters:
+            if takes_any:
+                continue
+            known = ", ".join(n for n in parameters if n != "self")
+            raise ConfigError(f"{key}.{name}: {cls.__name__} takes no option {name!r} (it takes: {known})")
+        annotation = parameters[name].annotation
+        text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+        names = [t.strip() for t in text.replace("Optional[", "None|").strip("]").split("|")]
+        if annotation is inspect.Parameter.empty or not all(n in _SIMPLE_TYPES for n in names):
+            continue  # a richer type (a callable, a dict): left to the sampler or pruner
+        allowed = tuple(t for n in names for t in _SIMPLE_TYPES[n])
+        wrong = not isinstance(value, allowed) or (isinstance(value, bool) and "bool" not in names)
+        if wrong:
+            raise ConfigError(f"{key}.{name}: {cls.__name__} takes {text} here, got {value!r}")
+
+
 def make_sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
     """The sampler named by ``sweep.sampler`` with ``sweep.sampler_options``."""
     options = dict(sweep.sampler_options)
+    cls = {
+        "grid": optuna.samplers.GridSampler,
+        "random": optuna.samplers.RandomSampler,
+        "qmc": optuna.samplers.QMCSampler,
+        "tpe": optuna.samplers.TPESampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "gp": optuna.samplers.GPSampler,
+    }[sweep.sampler]
+    check_options(cls, options, "sweep.sampler_options")
     try:
         if sweep.sampler == "grid":
             return optuna.samplers.GridSampler(grid(sweep.params()), **options)
-        cls = {
-            "random": optuna.samplers.RandomSampler,
-            "qmc": optuna.samplers.QMCSampler,
-            "tpe": optuna.samplers.TPESampler,
-            "cmaes": optuna.samplers.CmaEsSampler,
-            "gp": optuna.samplers.GPSampler,
-        }[sweep.sampler]
         return cls(**options)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"sweep.sampler_options: {err}") from None
 
 
@@ -75,6 +117,7 @@ def make_pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
         "hyperband": optuna.pruners.HyperbandPruner,
         "threshold": optuna.pruners.ThresholdPruner,
     }[sweep.pruner]
+    check_options(cls, options, "sweep.pruner_options")
     try:
         return cls(**options)
     except (TypeError, ValueError) as err:

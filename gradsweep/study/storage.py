@@ -121,6 +121,7 @@ def open_study(sweep: SweepConfig) -> optuna.Study:
 
 
 def _unreachable(err: BaseException) -> bool:
+    """An error no second look cures: nothing answers, a wrong login, no such database."""
     text = str(err).lower()
     return any(
         s in text
@@ -131,5 +132,6 @@ def _unreachable(err: BaseException) -> bool:
             "password authentication",
             "does not exist",
             "unable to open",
+            "not a database",
         )
     )

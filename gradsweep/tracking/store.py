@@ -178,7 +178,10 @@ class Tracker:
         size_http_retries()
         db = cfg.local_file
         if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise TrackingError(f"tracking.uri: cannot make the folder of {db}: {err.strerror}") from err
         if cfg.uri.startswith(("http://", "https://")):
             _check_server(cfg.uri)
         # Two first runs at once would both create MLflow's tables (and one fail): on a

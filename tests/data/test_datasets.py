@@ -55,7 +55,7 @@ def test_default_dataset_needs_no_download():
     assert load(DataConfig()).digest == data.digest
 
 
-def test_csv_codes_categoricals_and_fills_missing(tmp_path):
+def test_csv_codes_categoricals_and_fills_missing(tmp_path, caplog):
     path = tmp_path / "d.csv"
     pd.DataFrame(
         {"colour": ["red", "blue", None, "red"] * 10, "size": [1.0, None, 3.0, 4.0] * 10, "label": ["yes", "no"] * 20}
@@ -64,6 +64,7 @@ def test_csv_codes_categoricals_and_fills_missing(tmp_path):
     assert data.features == ["colour", "size"]
     assert not np.isnan(data.x_train).any()
     assert set(np.unique(data.y_train)) == {0.0, 1.0}
+    assert "10 missing values of column 'size' take its most frequent value" in caplog.text
 
 
 @pytest.mark.parametrize(
