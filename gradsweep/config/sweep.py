@@ -12,7 +12,7 @@ from gradsweep import keys
 from gradsweep.config.checks import check, one_of
 from gradsweep.errors import ConfigError
 
-SAMPLERS = ("random", "grid", "qmc", "tpe", "cmaes", "gp")
+SAMPLERS = ("random", "grid", "qmc", "tpe", "cmaes", "gp", "boundary")
 PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "threshold")
 PARAM_TYPES = ("categorical", "int", "float")
 DIRECTIONS = ("minimize", "maximize")

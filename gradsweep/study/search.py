@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 
 from gradsweep.config import ConfigError, ParamSpec, SweepConfig
+from gradsweep.study.boundary import BoundarySampler
 
 
 def suggest(trial: optuna.Trial, space: Dict[str, ParamSpec]) -> Dict[str, Any]:
@@ -93,6 +94,7 @@ def make_sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
         "tpe": optuna.samplers.TPESampler,
         "cmaes": optuna.samplers.CmaEsSampler,
         "gp": optuna.samplers.GPSampler,
+        "boundary": BoundarySampler,
     }[sweep.sampler]
     check_options(cls, options, "sweep.sampler_options")
     try:
