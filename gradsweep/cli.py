@@ -58,6 +58,13 @@ def _rerun(args: argparse.Namespace) -> int:
     return 0 if rerun(args.run_id, args.tracking_uri, args.experiment) else 1
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from gradsweep.commands.predict import predict
+
+    print(predict(args.name, args.config, storage=args.storage, csv=args.csv, out=args.out))
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> Dict[str, str]:
     """``--storage`` and ``--tracking-uri``, or the same as ``key=value`` words."""
     out = {
@@ -97,6 +104,18 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("names", nargs=2, metavar="NAME", help="two sweep names")
     _store_settings(compare, tracking=False)
     compare.set_defaults(handler=_compare)
+    predict = sub.add_parser(
+        "predict",
+        help="the regime a config would be in, from a sweep's trials (no training)",
+        description="Predicts a config's regime from the regime classifier of sweep NAME's finished trials; "
+        "keys left out are averaged over the measured trials' values.",
+    )
+    predict.add_argument("name", help="the sweep's name (sweep.name)")
+    predict.add_argument("config", nargs="*", metavar="key=value", help="swept keys, e.g. model.init_std=0.5")
+    predict.add_argument("--csv", metavar="FILE", help="configs to predict, one per row (columns: swept keys)")
+    predict.add_argument("--out", metavar="FILE", help="where --csv's predictions go")
+    _store_settings(predict, tracking=False)
+    predict.set_defaults(handler=_predict)
     rerun = sub.add_parser("rerun", help="train a recorded run or trial again and compare the two")
     rerun.add_argument("run_id", help="MLflow run id of a trial or single run")
     rerun.add_argument("--tracking-uri", default=None, metavar="URI", help="the MLflow store (default: the local one)")
@@ -134,11 +153,11 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     top = parser()
-    commands = {"run", "report", "compare", "rerun"}
+    commands = {"run", "report", "compare", "predict", "rerun"}
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]  # Hydra's words, flags included
     stopping.install()  # SIGTERM and Ctrl-C: runs end KILLED, the trial FAIL
-    logs.setup(fmt="%(message)s" if argv[0] in ("report", "compare", "rerun") else logs.FORMAT)
+    logs.setup(fmt="%(message)s" if argv[0] in ("report", "compare", "predict", "rerun") else logs.FORMAT)
     try:
         if argv[0] in ("report", "compare"):
             names, settings = _split_settings(argv[0], argv[1:])

@@ -102,7 +102,9 @@ COVERAGE: Dict[str, Union[Run, Mapped]] = {
         (HERE + "test_readme_command_runs_as_written",),
         "the commands after it run with this interpreter's bin/ first on PATH and VIRTUAL_ENV set",
     ),
-    "gradsweep --help": Run((r"usage: gradsweep", r"\brun\b", r"\breport\b", r"\bcompare\b", r"\brerun\b")),
+    "gradsweep --help": Run(
+        (r"usage: gradsweep", r"\brun\b", r"\breport\b", r"\bcompare\b", r"\bpredict\b", r"\brerun\b")
+    ),
     "python -m gradsweep +sweep=smoke": Run(
         (SUMMARY.format(3), r"regime map\s+sweeps/smoke/report/report\.html", r"mlflow ui --backend-store-uri"),
         files=("sweeps/smoke/report/report.html", "mlruns/mlflow.db"),
@@ -127,6 +129,10 @@ COVERAGE: Dict[str, Union[Run, Mapped]] = {
     "gradsweep compare smoke mine": Run(
         (r"comparison: sweeps/compare_smoke_mine/compare\.html",),
         files=("sweeps/compare_smoke_mine/compare.html",),
+        tour=True,
+    ),
+    "gradsweep predict mine model.activation=tanh model.depth=8": Run(
+        (r"predict mine: model.activation=tanh model.depth=8", r"regime\s+(vanishing|exploding|healthy|diverged)"),
         tour=True,
     ),
     "python -m gradsweep +experiment=seed_vanishing data.dir=path/to/credit_card": Mapped(
