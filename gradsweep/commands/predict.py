@@ -14,12 +14,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.trial import TrialState
+from optuna.distributions import CategoricalDistribution
 
+from gradsweep.diagnosis.regime import REGIMES
 from gradsweep.errors import ConfigError, DataError
-from gradsweep.keys import TrialRecord
-from gradsweep.study.regime_model import REGIMES, RegimeModel, SpaceEncoder
+from gradsweep.study.regime_model import SpaceEncoder, StudyModel
 
 log = logging.getLogger("gradsweep.predict")
 
@@ -36,26 +35,18 @@ class Prediction:
 
 
 class Predictor:
-    """The regime classifier of one study, and its measured trials.
+    """The regime classifier of one study (:class:`StudyModel`), asked one config at a time.
 
     Raises:
         ConfigError: the study has no finished trial with a regime yet.
     """
 
     def __init__(self, study: optuna.Study):
-        trials = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            if TrialRecord.read(t.user_attrs).regime in REGIMES
-        ]
-        if not trials:
+        fitted = StudyModel.of(study)
+        if fitted is None:
             raise ConfigError(f"sweep.name: study {study.study_name!r} has no finished trial with a regime yet")
-        self.space: Dict[str, BaseDistribution] = optuna.search_space.intersection_search_space(trials)
-        if not self.space:
-            raise ConfigError(f"sweep.name: study {study.study_name!r} has no swept parameter to predict over")
-        self.trials = [t for t in trials if set(self.space) <= set(t.params)]
-        self.regimes = [TrialRecord.read(t.user_attrs).regime for t in self.trials]
-        self.model = RegimeModel(SpaceEncoder(self.space), [t.params for t in self.trials], self.regimes)
+        self.fitted = fitted
+        self.space, self.trials, self.regimes = fitted.space, fitted.trials, fitted.regimes
 
     def check(self, config: Mapping[str, Any], where: str = "") -> Dict[str, Any]:
         """The config's values, checked against the space.
@@ -80,8 +71,7 @@ class Predictor:
 
     def predict(self, config: Mapping[str, Any]) -> Prediction:
         """The regime of ``config`` (keys of the space; the others averaged over)."""
-        points = [{**t.params, **config} for t in self.trials]
-        proba = self.model.proba(points).mean(axis=0)
+        proba = self.fitted.averaged([config])[0]
         given = {k: v for k, v in self.space.items() if k in config}
         if given:
             encoder = SpaceEncoder(given)
@@ -99,8 +89,7 @@ class Predictor:
 
     @property
     def single_regime(self) -> Optional[str]:
-        """The one regime of every trial, when there is no boundary to draw."""
-        return self.regimes[0] if len(set(self.regimes)) == 1 else None
+        return self.fitted.single_regime
 
 
 def parse_settings(words: Sequence[str]) -> Dict[str, Any]:

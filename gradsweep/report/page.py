@@ -22,7 +22,8 @@ import pandas as pd
 
 from gradsweep.config import ParamSpec
 from gradsweep.keys import StudyAttr
-from gradsweep.report import regime_map
+from gradsweep.report import regime_map, surface
+from gradsweep.study.regime_model import StudyModel
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("gradsweep.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
@@ -66,6 +67,11 @@ class SweepView:
     fixes: List[str] = field(default_factory=list)
     maps: List[Image] = field(default_factory=list)
     extra: List[Image] = field(default_factory=list)
+    surfaces: List[Image] = field(default_factory=list)
+    strips: List[Image] = field(default_factory=list)
+    # (key, regime importance, objective importance or None), most regime-deciding first.
+    importance: List[tuple] = field(default_factory=list)
+    headline: str = ""
     columns: List[str] = field(default_factory=list)
     rows: List[List[Cell]] = field(default_factory=list)
 
@@ -136,7 +142,37 @@ def _view(study: optuna.Study, folder: Path) -> tuple[SweepView, List[Path]]:
     )
     if not table.empty:
         view.columns, view.rows = _rows(table, space)
-    return view, [folder / "trials.csv", *maps, *extra]
+    headline = _headline(study, view, fixed, folder)
+    return view, [folder / "trials.csv", *headline, *maps, *extra]
+
+
+def _headline(study: optuna.Study, view: SweepView, fixed: Dict[str, object], folder: Path) -> List[Path]:
+    """The regime surfaces, strips and importances of the study's regime classifier."""
+    fitted = StudyModel.of(study)
+    if fitted is None:
+        view.headline = "No trial has finished with a regime yet."
+        return []
+    if fitted.single_regime:
+        view.headline = f"Every one of the {len(fitted.trials)} trials is {fitted.single_regime}: no boundary to draw."
+        return []
+    importance = surface.regime_importance(fitted)
+    objective = _objective_importance(study)
+    view.importance = [(name, score, objective.get(name)) for name, score in importance.items()]
+    surfaces = surface.headline_figures(fitted, importance, fixed, folder)
+    strips = surface.strip_figure(fitted, importance, folder)
+    view.surfaces = [Image.of(p) for p in surfaces]
+    view.strips = [Image.of(strips)] if strips else []
+    if not surfaces:
+        view.headline = "Fewer than two numeric keys are swept: the strips show the regime along each."
+    return [*surfaces, *([strips] if strips else [])]
+
+
+def _objective_importance(study: optuna.Study) -> Dict[str, float]:
+    """Optuna's parameter importance for the objective (empty when it cannot be computed)."""
+    try:
+        return optuna.importance.get_param_importances(study)
+    except (RuntimeError, ValueError):  # e.g. fewer than two complete trials, or no variation
+        return {}
 
 
 def build(study: optuna.Study, folder: Path) -> Report:

@@ -23,8 +23,9 @@ from optuna.samplers import BaseSampler, QMCSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from gradsweep.diagnosis.regime import REGIMES
 from gradsweep.keys import TrialRecord
-from gradsweep.study.regime_model import REGIMES, RegimeModel, SpaceEncoder, entropy
+from gradsweep.study.regime_model import RegimeModel, SpaceEncoder, entropy
 
 LABELLED = (TrialState.COMPLETE, TrialState.PRUNED)
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Dict, List, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
 
-REGIMES = ("vanishing", "exploding", "healthy", "diverged")
+from gradsweep.diagnosis.regime import REGIMES
+from gradsweep.keys import TrialRecord
 
 
 class SpaceEncoder:
@@ -142,3 +146,40 @@ def entropy(proba: np.ndarray) -> np.ndarray:
     """Shannon entropy of each row (nats): 0 where the regime is certain."""
     safe = np.clip(proba, 1e-12, 1.0)
     return -(proba * np.log(safe)).sum(axis=1)
+
+
+@dataclass
+class StudyModel:
+    """The regime classifier of a study's finished trials, and those trials: what the
+    report's surface and strips and ``gradsweep predict`` all read."""
+
+    space: Dict[str, BaseDistribution]
+    trials: List[FrozenTrial]
+    regimes: List[str]
+    model: RegimeModel
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> Optional[StudyModel]:
+        """None while no trial has finished with a regime, or nothing is swept."""
+        labelled = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if TrialRecord.read(t.user_attrs).regime in REGIMES
+        ]
+        space = optuna.search_space.intersection_search_space(labelled) if labelled else {}
+        trials = [t for t in labelled if set(space) <= set(t.params)]
+        if not space or not trials:
+            return None
+        regimes = [TrialRecord.read(t.user_attrs).regime for t in trials]
+        return cls(space, trials, regimes, RegimeModel(SpaceEncoder(space), [t.params for t in trials], regimes))
+
+    @property
+    def single_regime(self) -> Optional[str]:
+        """The one regime of every trial, when there is no boundary to draw."""
+        return self.regimes[0] if len(set(self.regimes)) == 1 else None
+
+    def averaged(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """[configs, REGIMES]: each config's probabilities averaged over the trials' values
+        of the keys it leaves out (the classifier's partial dependence)."""
+        points = [{**t.params, **config} for config in configs for t in self.trials]
+        return self.model.proba(points).reshape(len(configs), len(self.trials), len(REGIMES)).mean(axis=1)
