@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Tuple
 import pytest
 from services import ServiceUnavailable, mlflow_server, postgres_bindir, postgres_cluster, skip_or_fail
 
+from gradsweep.config import DataConfig
+
 if TYPE_CHECKING:
     from gradsweep.config import Config
 
@@ -50,6 +52,22 @@ def compose_config(*overrides: str) -> Config:
     register()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return to_config(compose("config", overrides=list(overrides)))
+
+
+# 64 training rows and one batch of 64: an epoch is exactly one step on all of them.
+TINY_DATA = DataConfig(name="moons", n_samples=80)
+
+
+def tiny_config(**optimizer) -> Config:
+    """A 3 x 8 tanh net, SGD, one epoch of one step on moons: training in a second."""
+    from gradsweep.config import Config, ModelConfig, OptimizerConfig, TrainConfig
+
+    return Config(
+        data=TINY_DATA,
+        model=ModelConfig(activation="tanh", depth=3, width=8),
+        optimizer=OptimizerConfig(name="sgd", learning_rate=0.1, **optimizer),
+        train=TrainConfig(epochs=1, batch_size=64),
+    )
 
 
 def run_gradsweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import psutil
 import pytest
+from conftest import run_gradsweep
 from mlflow import MlflowClient
 
 from gradsweep import stopping
@@ -21,17 +22,6 @@ from gradsweep.redaction import password_of, redact
 from gradsweep.study.storage import make_storage
 
 SMOKE = ["+sweep=smoke", "train.epochs=1"]
-
-
-def _gradsweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gradsweep", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _stores(tmp: Path) -> list[str]:
@@ -73,7 +63,7 @@ def test_any_password_in_a_url_is_masked_wherever_the_url_stands(url, password):
 
 @pytest.mark.parametrize("name", ["..", "../up", ".hidden", "a/b", "with space", "x" * 101])
 def test_an_unsafe_sweep_name_is_refused_before_anything_is_made(tmp_path, name):
-    done = _gradsweep("+sweep=smoke", f"sweep.name={name}", cwd=tmp_path, timeout=60)
+    done = run_gradsweep("+sweep=smoke", f"sweep.name={name}", cwd=tmp_path, timeout=60)
     assert done.returncode == 2, done.stdout
     assert _errors(done.stdout) and "sweep.name" in _errors(done.stdout)[0], done.stdout
     assert not list(tmp_path.iterdir())
@@ -131,7 +121,7 @@ def test_an_unwritable_artifact_folder_fails_at_once_naming_it_and_leaves_no_run
         f"sweep.storage=sqlite:///{tmp_path}/o.db",
     ]
     started = time.monotonic()
-    done = _gradsweep(*args, cwd=tmp_path)
+    done = run_gradsweep(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout[-2000:]
     assert time.monotonic() - started < 60
     errors = _errors(done.stdout)
@@ -141,7 +131,7 @@ def test_an_unwritable_artifact_folder_fails_at_once_naming_it_and_leaves_no_run
 
 def test_a_corrupt_mlflow_database_is_one_line_naming_tracking_uri(tmp_path):
     (tmp_path / "m.db").write_bytes(b"this is not sqlite" * 100)
-    done = _gradsweep(*SMOKE, *_stores(tmp_path), cwd=tmp_path)
+    done = run_gradsweep(*SMOKE, *_stores(tmp_path), cwd=tmp_path)
     assert done.returncode == 2, done.stdout[-2000:]
     errors = _errors(done.stdout)
     assert len(errors) == 1 and "tracking.uri" in errors[0] and "not an MLflow database" in errors[0], errors
@@ -166,7 +156,7 @@ def test_two_first_runs_at_once_in_a_new_folder_both_succeed(tmp_path):
 
 
 def test_runs_left_running_are_ended_on_the_next_start(tmp_path):
-    done = _gradsweep(*SMOKE, *_stores(tmp_path), cwd=tmp_path)
+    done = run_gradsweep(*SMOKE, *_stores(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
     trial_run = next(
@@ -175,7 +165,7 @@ def test_runs_left_running_are_ended_on_the_next_start(tmp_path):
         if r.data.tags.get("gradsweep.kind") == "trial"
     )
     client.update_run(trial_run.info.run_id, status="RUNNING")  # as a second Ctrl-C used to leave it
-    again = _gradsweep(*SMOKE, *_stores(tmp_path), cwd=tmp_path)
+    again = run_gradsweep(*SMOKE, *_stores(tmp_path), cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-2000:]
     assert set(_statuses(tmp_path).values()) == {"FINISHED"}
 
@@ -201,7 +191,7 @@ def test_workers_stop_when_the_main_process_is_killed_and_a_resume_finishes(tmp_
     main.wait()
     _, alive = psutil.wait_procs(workers, timeout=120)
     assert not alive, [p.pid for p in alive]
-    resumed = _gradsweep(*args, cwd=tmp_path)
+    resumed = run_gradsweep(*args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:]
     study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{study_file}")
     counted = [t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]

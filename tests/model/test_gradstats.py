@@ -7,24 +7,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_DATA as DATA
+from conftest import tiny_config as _config
 
-from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from gradsweep.config import Config, ModelConfig, TrainConfig
 from gradsweep.data.datasets import Dataset, load
 from gradsweep.model.gradstats import apply_and_capture
 from gradsweep.model.network import build_model, layer_names
 from gradsweep.training.loop import train
-
-# 64 training rows and one batch of 64: an epoch is exactly one step on all of them.
-DATA = DataConfig(name="moons", n_samples=80)
-
-
-def _config(**optimizer) -> Config:
-    return Config(
-        data=DATA,
-        model=ModelConfig(activation="tanh", depth=3, width=8),
-        optimizer=OptimizerConfig(name="sgd", learning_rate=0.1, **optimizer),
-        train=TrainConfig(epochs=1, batch_size=64),
-    )
 
 
 def _independent_gradients(config: Config, data: Dataset, seed: int):

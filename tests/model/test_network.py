@@ -3,22 +3,12 @@ recorded under."""
 
 from __future__ import annotations
 
-from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from conftest import tiny_config as _config
+
+from gradsweep.config import ModelConfig
 from gradsweep.data.datasets import load
 from gradsweep.model.network import layer_names
 from gradsweep.training.loop import train
-
-# 64 training rows and one batch of 64: an epoch is exactly one step on all of them.
-DATA = DataConfig(name="moons", n_samples=80)
-
-
-def _config(**optimizer) -> Config:
-    return Config(
-        data=DATA,
-        model=ModelConfig(activation="tanh", depth=3, width=8),
-        optimizer=OptimizerConfig(name="sgd", learning_rate=0.1, **optimizer),
-        train=TrainConfig(epochs=1, batch_size=64),
-    )
 
 
 def test_layer_names_are_stable_across_trials():

@@ -7,23 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import TINY_DATA as DATA
+from conftest import tiny_config as _config
 
-from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from gradsweep.config import Config, ModelConfig, OptimizerConfig, TrainConfig
 from gradsweep.data.datasets import load
 from gradsweep.tracking.recorder import constant_loss, objective_value
 from gradsweep.training.loop import train
-
-# 64 training rows and one batch of 64: an epoch is exactly one step on all of them.
-DATA = DataConfig(name="moons", n_samples=80)
-
-
-def _config(**optimizer) -> Config:
-    return Config(
-        data=DATA,
-        model=ModelConfig(activation="tanh", depth=3, width=8),
-        optimizer=OptimizerConfig(name="sgd", learning_rate=0.1, **optimizer),
-        train=TrainConfig(epochs=1, batch_size=64),
-    )
 
 
 def test_trials_in_one_process_do_not_keep_earlier_graphs():
