@@ -446,13 +446,16 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--memory-trials", type=int, default=200, help="trials in result 5")
     parser.add_argument(
+        "--map-grid", type=int, default=12, help="result 6: points per axis of the reference grid (default 12)"
+    )
+    parser.add_argument(
         "--only",
         type=int,
         nargs="+",
-        choices=range(1, 6),
+        choices=range(1, 7),
         default=list(range(1, 6)),
         metavar="N",
-        help="results to measure (default: all five)",
+        help="results to measure (default: 1-5; 6, map accuracy, takes about an hour at full size)",
     )
     args = parser.parse_args(argv)
     if min(args.workers, args.prune_trials, args.memory_trials, args.trials or 1, args.prune_epochs or 1) < 1:
@@ -528,6 +531,14 @@ def main(argv=None) -> int:
             r["memory"][marks[-1]],
             "<= 1.10",
         )
+    if 6 in args.only:
+        from benchmarks.map_accuracy import map_accuracy, mean_agreement, report
+
+        r6 = map_accuracy(args.map_grid, [0, 1, 2], max(args.epochs // 3, 3), ["tanh", "relu"], n)
+        print("\n".join(report(r6)))
+        # Baseline: random sampling's agreement with the grid; goal: boundary >= 0.90 and 5 points above.
+        add("6 map agreement, boundary", "share", mean_agreement(r6, "random"), mean_agreement(r6, "boundary"),
+            ">= 0.90, +0.05")  # fmt: skip
     print(f"{'result':32} {'measure':14} {'baseline':>11} {'gradsweep':>12} {'ratio':>7}  goal")
     for row in rows:
         print(_row(*row))
