@@ -7,7 +7,6 @@ with the given keys set (the classifier's partial dependence)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -19,8 +18,6 @@ from optuna.distributions import CategoricalDistribution
 from gradsweep.diagnosis.regime import REGIMES
 from gradsweep.errors import ConfigError, DataError
 from gradsweep.study.regime_model import SpaceEncoder, StudyModel
-
-log = logging.getLogger("gradsweep.predict")
 
 
 @dataclass
