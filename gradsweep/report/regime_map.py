@@ -172,16 +172,21 @@ def _scatter(ax, part: pd.DataFrame, x_name: str, y_name: str, space: Dict[str, 
     ax.grid(alpha=0.3)
 
 
+def theory_std(fixed: Dict[str, object], activation: Optional[object]) -> Optional[float]:
+    """Theory's critical init std for the sweep's fixed model (``activation`` where it is
+    swept), or None where the fixed config does not say enough or theory does not apply."""
+    activation = activation or fixed.get("model.activation")
+    init, width = fixed.get("model.init"), fixed.get("model.width")
+    if not activation or not init or not width:
+        return None
+    return critical_std(
+        str(activation), str(init), int(str(width)), float(str(fixed.get("model.bias_init_std", 0.0))) ** 2
+    )
+
+
 def _boundary(ax, part, x_name, y_name, space, fixed, activation) -> None:
     """Draws theory's critical init std where one axis is model.init_std."""
-    if "model.init_std" not in (x_name, y_name):
-        return
-    activation = activation or fixed.get("model.activation")
-    init = fixed.get("model.init")
-    width = fixed.get("model.width")
-    if not activation or not init or not width:
-        return
-    std = critical_std(str(activation), str(init), int(width), float(fixed.get("model.bias_init_std", 0.0)) ** 2)
+    std = theory_std(fixed, activation) if "model.init_std" in (x_name, y_name) else None
     if std is None:
         return
     line = ax.axvline if x_name == "model.init_std" else ax.axhline

@@ -27,7 +27,7 @@ from matplotlib.colors import to_rgb
 from optuna.distributions import CategoricalDistribution
 
 from gradsweep.diagnosis.regime import REGIMES
-from gradsweep.report.regime_map import COLOURS, MARKERS, critical_std
+from gradsweep.report.regime_map import COLOURS, MARKERS, theory_std
 from gradsweep.study.regime_model import SpaceEncoder, StudyModel
 
 GRID = 48  # cells per axis of a surface
@@ -134,17 +134,10 @@ def headline_figures(
 
 def _theory_line(ax, fitted, x_name, y_name, x_axis, y_axis, fixed, activation) -> None:
     """Theory's critical init std, where an axis is model.init_std and theory applies."""
-    if "model.init_std" not in (x_name, y_name):
+    std = theory_std(fixed, activation) if "model.init_std" in (x_name, y_name) else None
+    if std is None or not fitted.space["model.init_std"].low <= std <= fitted.space["model.init_std"].high:
         return
-    activation = activation or fixed.get("model.activation")
-    init, width = fixed.get("model.init"), fixed.get("model.width")
-    if not activation or not init or not width:
-        return
-    std = critical_std(str(activation), str(init), int(width), float(fixed.get("model.bias_init_std", 0.0)) ** 2)
     encoder = x_axis if x_name == "model.init_std" else y_axis
-    dist = fitted.space["model.init_std"]
-    if std is None or not dist.low <= std <= dist.high:
-        return
     at = float(encoder.encode([{"model.init_std": std}])[0][0])
     (ax.axvline if x_name == "model.init_std" else ax.axhline)(at, color="black", ls="--", lw=1)
     ax.annotate("theory: chi_1 = 1", xy=(0.02, 0.02), xycoords="axes fraction", fontsize=7)
