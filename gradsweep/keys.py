@@ -98,6 +98,7 @@ class Artifact:
     GRADIENT_FLOW = "gradient_flow.png"
     CONFIG = "config.yaml"  # a trial's replayable config, or a sweep's composed config
     REPORT = "report"  # the folder of the sweep report on the parent run
+    REGIME_MODEL = "regime_model.joblib"  # in the report: the fitted classifier `gradsweep predict` reads
 
 
 # ---------------------------------------------------------------- Optuna attributes

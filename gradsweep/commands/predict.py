@@ -15,8 +15,10 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
 
+from gradsweep.config.sweep import sweep_folder
 from gradsweep.diagnosis.regime import REGIMES
 from gradsweep.errors import ConfigError, DataError
+from gradsweep.keys import Artifact
 from gradsweep.study.regime_model import SpaceEncoder, StudyModel
 
 
@@ -34,12 +36,17 @@ class Prediction:
 class Predictor:
     """The regime classifier of one study (:class:`StudyModel`), asked one config at a time.
 
+    Args:
+        study: the sweep's study.
+        stored: where its report keeps the fitted model; read if the study's labelled trials
+            are unchanged since, else the model is fitted anew (and stored there).
+
     Raises:
         ConfigError: the study has no finished trial with a regime yet.
     """
 
-    def __init__(self, study: optuna.Study):
-        fitted = StudyModel.of(study)
+    def __init__(self, study: optuna.Study, stored: Optional[Path] = None):
+        fitted = StudyModel.of(study) if stored is None else StudyModel.load_or_fit(study, stored)
         if fitted is None:
             raise ConfigError(f"sweep.name: study {study.study_name!r} has no finished trial with a regime yet")
         self.fitted = fitted
@@ -175,7 +182,7 @@ def predict(
     if csv is not None and not Path(csv).is_file():
         raise ConfigError(f"--csv: no file {csv}")
     config = parse_settings(words)
-    predictor = Predictor(load_study(name, storage))
+    predictor = Predictor(load_study(name, storage), sweep_folder(name) / Artifact.REPORT / Artifact.REGIME_MODEL)
     if csv is not None and out is not None:
         count = predict_csv(predictor, Path(csv), Path(out))
         return f"predictions: {out} ({count} configs)"

@@ -21,7 +21,7 @@ import optuna
 import pandas as pd
 
 from gradsweep.config import ParamSpec
-from gradsweep.keys import StudyAttr
+from gradsweep.keys import Artifact, StudyAttr
 from gradsweep.report import regime_map, surface
 from gradsweep.study.regime_model import StudyModel
 
@@ -148,13 +148,14 @@ def _view(study: optuna.Study, folder: Path) -> tuple[SweepView, List[Path]]:
 
 def _headline(study: optuna.Study, view: SweepView, fixed: Dict[str, object], folder: Path) -> List[Path]:
     """The regime surfaces, strips and importances of the study's regime classifier."""
-    fitted = StudyModel.of(study)
+    stored = folder / Artifact.REGIME_MODEL
+    fitted = StudyModel.load_or_fit(study, stored)
     if fitted is None:
         view.headline = "No trial has finished with a regime yet."
         return []
     if fitted.single_regime:
         view.headline = f"Every one of the {len(fitted.trials)} trials is {fitted.single_regime}: no boundary to draw."
-        return []
+        return [stored]
     importance = surface.regime_importance(fitted)
     objective = _objective_importance(study)
     view.importance = [(name, score, objective.get(name)) for name, score in importance.items()]
@@ -164,7 +165,7 @@ def _headline(study: optuna.Study, view: SweepView, fixed: Dict[str, object], fo
     view.strips = [Image.of(strips)] if strips else []
     if not surfaces:
         view.headline = "Fewer than two numeric keys are swept: the strips show the regime along each."
-    return [*surfaces, *([strips] if strips else [])]
+    return [stored, *surfaces, *([strips] if strips else [])]
 
 
 def _objective_importance(study: optuna.Study) -> Dict[str, float]:

@@ -10,9 +10,13 @@ dozen points, and probabilities that fall back towards even far from any trial.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -22,6 +26,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.diagnosis.regime import REGIMES
 from gradsweep.keys import TrialRecord
+
+log = logging.getLogger("gradsweep.regime_model")
 
 
 class SpaceEncoder:
@@ -151,27 +157,73 @@ def entropy(proba: np.ndarray) -> np.ndarray:
 @dataclass
 class StudyModel:
     """The regime classifier of a study's finished trials, and those trials: what the
-    report's surface and strips and ``gradsweep predict`` all read."""
+    report's surface and strips and ``gradsweep predict`` all read.
+
+    The report stores it beside its page (:meth:`save`); :meth:`load_or_fit` takes the stored
+    one while the study's labelled trials are still the ones it was fitted to."""
 
     space: Dict[str, BaseDistribution]
     trials: List[FrozenTrial]
     regimes: List[str]
     model: RegimeModel
+    fingerprint: str = ""
 
-    @classmethod
-    def of(cls, study: optuna.Study) -> Optional[StudyModel]:
-        """None while no trial has finished with a regime, or nothing is swept."""
-        labelled = [
+    @staticmethod
+    def _labelled(study: optuna.Study) -> List[FrozenTrial]:
+        return [
             t
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
             if TrialRecord.read(t.user_attrs).regime in REGIMES
         ]
+
+    @staticmethod
+    def _fingerprint(labelled: Sequence[FrozenTrial]) -> str:
+        """What the fit depends on: each labelled trial's number, params and regime."""
+        rows = [[t.number, sorted(t.params.items()), TrialRecord.read(t.user_attrs).regime] for t in labelled]
+        return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> Optional[StudyModel]:
+        """None while no trial has finished with a regime, or nothing is swept."""
+        return cls._fit(cls._labelled(study))
+
+    @classmethod
+    def _fit(cls, labelled: List[FrozenTrial]) -> Optional[StudyModel]:
         space = optuna.search_space.intersection_search_space(labelled) if labelled else {}
         trials = [t for t in labelled if set(space) <= set(t.params)]
         if not space or not trials:
             return None
         regimes = [TrialRecord.read(t.user_attrs).regime for t in trials]
-        return cls(space, trials, regimes, RegimeModel(SpaceEncoder(space), [t.params for t in trials], regimes))
+        model = RegimeModel(SpaceEncoder(space), [t.params for t in trials], regimes)
+        return cls(space, trials, regimes, model, cls._fingerprint(labelled))
+
+    @classmethod
+    def load_or_fit(cls, study: optuna.Study, path: Path) -> Optional[StudyModel]:
+        """The model stored at ``path`` if the study's labelled trials are unchanged since,
+        else one fitted now (and stored there, when the folder exists)."""
+        import joblib
+
+        labelled = cls._labelled(study)
+        fingerprint = cls._fingerprint(labelled)
+        if path.is_file():
+            try:
+                stored = joblib.load(path)
+            except Exception as err:  # a file of other library versions is refitted, never fatal
+                log.debug("regime model %s not read (%s): refitting", path, err)
+            else:
+                if isinstance(stored, cls) and stored.fingerprint == fingerprint:
+                    return stored
+        fitted = cls._fit(labelled)
+        if fitted is not None and path.parent.is_dir():
+            fitted.save(path)
+        return fitted
+
+    def save(self, path: Path) -> Path:
+        """Stores the fitted model (scikit-learn's way: joblib) at ``path``."""
+        import joblib
+
+        joblib.dump(self, path)
+        return path
 
     @property
     def single_regime(self) -> Optional[str]:

@@ -124,15 +124,30 @@ def init_profile(model: keras.Model, hidden: Sequence[str], activation: str, x, 
         return {}
     dense = [model.get_layer(name) for name in hidden]
     output = model.get_layer("output")
-    profile = backprop_profile(
+    return profile_stats(
         [np.asarray(d.kernel) for d in dense],
         [np.asarray(d.bias) for d in dense],
         np.asarray(output.kernel),
         np.asarray(output.bias),
+        hidden,
         activation,
         x,
         y,
     )
+
+
+def profile_stats(
+    kernels: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    out_w: np.ndarray,
+    out_b: np.ndarray,
+    hidden: Sequence[str],
+    activation: str,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> Dict[str, float]:
+    """:func:`init_profile` of a plain net given by its weights."""
+    profile = backprop_profile(kernels, biases, out_w, out_b, activation, x, y)
     stats = {keys.grad(name, keys.PREACT_SQ): float(v) for name, v in zip(hidden, profile)}
     if len(hidden) >= 4:
         factor = measured_factor(profile, trim=max(1, len(hidden) // 8))

@@ -13,6 +13,7 @@ from conftest import run_gradsweep
 
 from gradsweep.commands.predict import Predictor
 from gradsweep.errors import ConfigError
+from gradsweep.study.regime_model import StudyModel
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -54,6 +55,31 @@ def test_predicts_each_side_of_a_known_boundary(known):
 def test_a_config_outside_the_space_names_the_key_and_range(known, config, message):
     with pytest.raises(ConfigError, match=message):
         Predictor(known).check(config)
+
+
+def test_the_stored_model_is_read_until_the_study_changes(tmp_path):
+    study = optuna.create_study(sampler=optuna.samplers.QMCSampler(seed=1, scramble=True))
+
+    def objective(trial: optuna.Trial) -> float:
+        std = trial.suggest_float("model.init_std", 0.1, 3.0, log=True)
+        trial.set_user_attr("regime", "vanishing" if std < 1.0 else "exploding")
+        return 0.0
+
+    study.optimize(objective, n_trials=12)
+    stored = tmp_path / "regime_model.joblib"
+    first = StudyModel.load_or_fit(study, stored)
+    assert first is not None and stored.is_file()
+    first.regimes = ["marked"] * len(first.regimes)  # only a model read back from the file has this
+    first.save(stored)
+    assert Predictor(study, stored).regimes[0] == "marked"
+
+    study.optimize(objective, n_trials=1)  # a new labelled trial: the stored model is stale
+    refitted = Predictor(study, stored)
+    assert refitted.regimes[0] != "marked" and len(refitted.trials) == 13
+    assert StudyModel.load_or_fit(study, stored).regimes == refitted.regimes  # and it was stored again
+
+    stored.write_bytes(b"not a model")  # e.g. written by other library versions
+    assert len(Predictor(study, stored).trials) == 13
 
 
 def test_a_study_without_finished_trials_is_one_line():

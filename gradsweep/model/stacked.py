@@ -1,0 +1,245 @@
+"""K networks of one architecture as one: a population's weights, its step and its
+gradient statistics.
+
+Members share what fixes the graph (activation, widths) and each has its own initial
+weights (initializer, std, bias std, seed), learning rate, clipnorm and momentum. A kernel
+is one variable ``[K, in, out]`` and a layer one batched matmul, so a step costs about the
+ops of one net: the per-op overhead that dominates the small nets of a map is paid once for
+K trials.
+
+The optimizer is ours: Keras' optimizers hold one learning rate, clipnorm and momentum each
+and clip a variable as a whole, where a member needs its own. It is SGD with momentum doing
+what ``keras.optimizers.SGD`` does, op for op (the same clip, the same momentum update), and
+the statistics are :class:`~gradsweep.model.gradstats.GradientStats`' per member, so that a
+member records what the same trial alone records (``tests/model/test_stacked.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradsweep import keys
+from gradsweep.config import ModelConfig
+from gradsweep.model.network import _bias_initializer, hidden_name, kernel_initializer
+from gradsweep.model.theory import ACTIVATIONS
+
+
+@dataclass(frozen=True)
+class Member:
+    """What one member has of its own."""
+
+    model: ModelConfig  # its init, init_std and bias_init_std; the rest is the population's
+    seed: int
+    learning_rate: float
+    clipnorm: Optional[float] = None
+    momentum: float = 0.0
+
+
+class StackedNet:
+    """The members' weights, optimizer state and per-epoch gradient statistics.
+
+    Args:
+        architecture: activation and widths every member has (plain nets: no BatchNorm,
+            no dropout).
+        n_features: input columns.
+        members: one per net, in the order of the leading axis.
+        zero_tol: a gradient entry at or below this magnitude counts as zero.
+    """
+
+    def __init__(self, architecture: ModelConfig, n_features: int, members: Sequence[Member], zero_tol: float = 1e-12):
+        if not members:
+            raise ValueError("a population needs at least one member")
+        if architecture.batchnorm or architecture.dropout > 0:
+            raise ValueError("population training covers plain nets: no BatchNorm, no dropout")
+        for member in members:
+            if (member.model.activation, member.model.hidden_widths) != (
+                architecture.activation,
+                architecture.hidden_widths,
+            ):
+                raise ValueError("every member of a population has the population's activation and widths")
+        self.members = list(members)
+        self.activation = architecture.activation
+        self.hidden = [hidden_name(i) for i in range(len(architecture.hidden_widths))]
+        self.layers = [*self.hidden, "output"]
+        self._act = keras.activations.get(architecture.activation)
+        self._flat = ACTIVATIONS[architecture.activation].flat
+        widths = [n_features, *architecture.hidden_widths, 1]
+        shapes = list(itertools.pairwise(widths))
+        self.kernels = [
+            self._stack(f"kernel_{i}", [self._kernel(m, i, s) for m in members]) for i, s in enumerate(shapes)
+        ]
+        self.biases = [
+            self._stack(f"bias_{i}", [self._bias(m, i, s[1]) for m in members]) for i, s in enumerate(shapes)
+        ]
+        self.variables = [v for pair in zip(self.kernels, self.biases) for v in pair]
+        self.momenta = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
+        self.learning_rate = tf.constant([m.learning_rate for m in members], tf.float32)
+        self.clipnorm = tf.constant([m.clipnorm or 0.0 for m in members], tf.float32)
+        self.momentum = tf.constant([m.momentum for m in members], tf.float32)
+        self.active = tf.Variable(tf.ones(len(members), tf.bool), trainable=False)
+        k, n = len(members), len(self.layers)
+        # Per member, as GradientStats: norm, rel_norm, update_ratio, zero_frac, nonfinite.
+        self.sums = tf.Variable(tf.zeros((k, n, 5)), trainable=False)
+        self.norm_max = tf.Variable(tf.zeros((k, n)), trainable=False)
+        self.global_sum = tf.Variable(tf.zeros(k), trainable=False)
+        self.global_max = tf.Variable(tf.zeros(k), trainable=False)
+        self.steps = tf.Variable(tf.zeros(k), trainable=False)
+        self.loss_sum = tf.Variable(tf.zeros(k), trainable=False)
+        self.hits = tf.Variable(tf.zeros(k), trainable=False)
+        self.seen = tf.Variable(0.0, trainable=False)
+        self._sizes = tf.constant([float(a * b) for a, b in shapes])
+        self._zero_tol = float(zero_tol)
+
+    @staticmethod
+    def _stack(name: str, values: List[np.ndarray]) -> tf.Variable:
+        return tf.Variable(np.stack(values).astype(np.float32), name=name)
+
+    def _kernel(self, member: Member, index: int, shape: Tuple[int, int]) -> np.ndarray:
+        # The initial values the same trial alone gets (gradsweep.model.network.initialize).
+        if index == len(self.hidden):
+            return np.asarray(keras.initializers.GlorotUniform(seed=member.seed + 999)(shape, dtype="float32"))
+        return np.asarray(kernel_initializer(member.model, member.seed + 2 * index)(shape, dtype="float32"))
+
+    def _bias(self, member: Member, index: int, width: int) -> np.ndarray:
+        if index == len(self.hidden):
+            return np.zeros(width, np.float32)
+        return np.asarray(_bias_initializer(member.model, member.seed + 2 * index + 1)((width,), dtype="float32"))
+
+    def forward(self, x: tf.Tensor) -> Tuple[tf.Tensor, List[tf.Tensor]]:
+        """Logits ``[K, B, 1]`` and the hidden pre-activations of ``x``: ``[K, B, F]``, or
+        ``[B, F]`` given to every member."""
+        shared = "bf,kfo->kbo" if len(x.shape) == 2 else "kbf,kfo->kbo"
+        h = x
+        pre: List[tf.Tensor] = []
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            z = tf.einsum(shared if i == 0 else "kbf,kfo->kbo", h, kernel) + bias[:, None, :]
+            if i == len(self.hidden):
+                return z, pre
+            pre.append(z)
+            h = self._act(z)
+        raise AssertionError("unreachable: the output layer returns")
+
+    def losses(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """Each member's mean binary cross-entropy ``[K]`` (Keras' for a sigmoid output:
+        from the logits) and its count of right answers at 0.5."""
+        logits, _ = self.forward(x)
+        y = tf.broadcast_to(y, tf.shape(logits))
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits), axis=[1, 2])
+        right = tf.cast(tf.equal(tf.cast(tf.sigmoid(logits) > 0.5, y.dtype), y), tf.float32)
+        return loss, tf.reduce_sum(right, axis=[1, 2])
+
+    def step(self, x: tf.Tensor, y: tf.Tensor) -> None:
+        """One SGD step of every active member on its own batch ``x [K, B, F]``, ``y [K, B, 1]``."""
+        with tf.GradientTape() as tape:
+            loss, right = self.losses(x, y)
+            total = tf.reduce_sum(loss)  # member k's variables see only loss[k]
+        grads = tape.gradient(total, self.variables)
+        before = [tf.convert_to_tensor(k) for k in self.kernels]
+        moves = []
+        for variable, momentum, grad in zip(self.variables, self.momenta, grads):
+            update = momentum * self._per_member(self.momentum, grad) - self._clip(grad) * self._per_member(
+                self.learning_rate, grad
+            )
+            keep = self._per_member(self.active, grad)
+            momentum.assign(tf.where(keep, update, momentum))
+            variable.assign(tf.where(keep, variable + update, variable))
+            moves.append(update)
+        self._record(grads, before, moves[0::2], loss, right, tf.cast(tf.shape(x)[1], tf.float32))
+
+    @staticmethod
+    def _per_member(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+        """``[K]`` values shaped to broadcast over a ``[K, ...]`` variable."""
+        return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+    def _clip(self, grad: tf.Tensor) -> tf.Tensor:
+        """Keras' clipnorm per member: each variable to the member's norm, 0 = off."""
+        axes = list(range(1, len(grad.shape)))
+        l2sum = tf.reduce_sum(tf.square(grad), axes, keepdims=True)
+        positive = l2sum > 0
+        l2norm = tf.where(positive, tf.sqrt(tf.where(positive, l2sum, tf.ones_like(l2sum))), l2sum)
+        clip = self._per_member(self.clipnorm, grad)
+        return tf.where(clip > 0, grad * clip / tf.maximum(l2norm, clip), grad)
+
+    def _record(self, grads, before, moves, loss, right, batch) -> None:
+        kernels = [grads[2 * i] for i in range(len(self.kernels))]
+        squares = tf.stack([tf.reduce_sum(tf.square(g), axis=[1, 2]) for g in kernels], axis=1)  # [K, L]
+        zeros = tf.stack(
+            [tf.reduce_sum(tf.cast(tf.abs(g) <= self._zero_tol, tf.float32), axis=[1, 2]) for g in kernels], 1
+        )
+        weights = tf.stack([tf.reduce_sum(tf.square(w), axis=[1, 2]) for w in before], axis=1)
+        steps = tf.stack([tf.reduce_sum(tf.square(m), axis=[1, 2]) for m in moves], axis=1)
+        norms, size = tf.sqrt(squares), tf.sqrt(weights) + 1e-30
+        nonfinite = tf.cast(~tf.math.is_finite(squares), tf.float32)
+        rows = tf.stack([norms, norms / size, tf.sqrt(steps) / size, zeros / self._sizes, nonfinite], axis=2)
+        on = tf.cast(self.active, tf.float32)
+        self.sums.assign_add(rows * on[:, None, None])
+        self.norm_max.assign(tf.where(self.active[:, None], tf.maximum(self.norm_max, norms), self.norm_max))
+        every = [tf.reduce_sum(tf.square(g), axis=list(range(1, len(g.shape)))) for g in grads]
+        global_norm = tf.sqrt(tf.add_n(every))
+        self.global_sum.assign_add(global_norm * on)
+        self.global_max.assign(tf.where(self.active, tf.maximum(self.global_max, global_norm), self.global_max))
+        self.steps.assign_add(on)
+        self.loss_sum.assign_add(loss * batch)
+        self.hits.assign_add(right)
+        self.seen.assign_add(batch)
+
+    def reset_epoch(self) -> None:
+        for variable in (self.sums, self.norm_max, self.global_sum, self.global_max, self.steps):
+            variable.assign(tf.zeros_like(variable))
+        for variable in (self.loss_sum, self.hits, self.seen):
+            variable.assign(tf.zeros_like(variable))
+
+    def epoch_stats(self) -> List[Dict[str, float]]:
+        """Per member, the epoch's training loss and accuracy and gradient statistics, keyed as logged."""
+        sums, norm_max = np.asarray(self.sums, dtype=float), np.asarray(self.norm_max, dtype=float)
+        steps = np.maximum(np.asarray(self.steps, dtype=float), 1.0)
+        seen = max(float(self.seen), 1.0)
+        loss, hits = np.asarray(self.loss_sum, dtype=float), np.asarray(self.hits, dtype=float)
+        global_sum, global_max = np.asarray(self.global_sum, dtype=float), np.asarray(self.global_max, dtype=float)
+        out = []
+        for k in range(len(self.members)):
+            mean = sums[k] / steps[k]
+            stats = {keys.TRAIN_LOSS: loss[k] / seen, keys.TRAIN_ACCURACY: hits[k] / seen}
+            for i, layer in enumerate(self.layers):
+                stats[keys.grad(layer, "norm_mean")] = mean[i, 0]
+                stats[keys.grad(layer, "norm_max")] = norm_max[k, i]
+                stats[keys.grad(layer, "rel_norm")] = mean[i, 1]
+                stats[keys.grad(layer, "update_ratio")] = mean[i, 2]
+                stats[keys.grad(layer, "zero_frac")] = mean[i, 3]
+                stats[keys.grad(layer, "nonfinite")] = sums[k, i, 4]
+            stats[keys.GLOBAL_NORM] = global_sum[k] / steps[k]
+            stats[keys.GLOBAL_NORM_MAX] = global_max[k]
+            out.append({name: float(v) for name, v in stats.items()})
+        return out
+
+    def saturation(self, x: tf.Tensor) -> List[Dict[str, float]]:
+        """Per member, :class:`~gradsweep.model.gradstats.SaturationProbe`'s shares on ``x``."""
+        _, pre = self.forward(x)
+        values = [np.asarray(h) for h in pre]
+        out = []
+        for k in range(len(self.members)):
+            stats: Dict[str, float] = {}
+            for layer, h in zip(self.hidden, values):
+                flat = self._flat(h[k])
+                stats[keys.act(layer, "saturation")] = float(flat.mean())
+                stats[keys.act(layer, "dead")] = float(flat.all(axis=0).mean())
+            out.append(stats)
+        return out
+
+    def gradient_norms(self, x: tf.Tensor, y: tf.Tensor) -> np.ndarray:
+        """``[K, layers]`` kernel-gradient norms on one batch shared by all, weights untouched (step 0)."""
+        with tf.GradientTape() as tape:
+            loss, _ = self.losses(x, y)
+            total = tf.reduce_sum(loss)
+        grads = tape.gradient(total, self.kernels)
+        return np.stack([np.sqrt(np.sum(np.square(np.asarray(g, dtype=np.float64)), axis=(1, 2))) for g in grads], 1)
+
+    def weights_of(self, k: int) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """Member ``k``'s kernels and biases, input to output."""
+        return [np.asarray(w[k]) for w in self.kernels], [np.asarray(b[k]) for b in self.biases]

@@ -1,0 +1,203 @@
+"""Train a population: K configs of one architecture in one graph, each recorded as the
+same config trained alone by :func:`gradsweep.training.loop.train` records it.
+
+Each member keeps its own shuffle order of the training rows (the one tf.data gives its
+seed, epoch after epoch), its own early stopping and its own listeners; a member that
+diverges, is stopped by a listener (pruning) or stops early is frozen there (its weights
+and statistics no longer change) while the others go on, and the population ends with its
+last member.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from gradsweep import keys, stopping
+from gradsweep.config import Config
+from gradsweep.data.datasets import Dataset
+from gradsweep.model.stacked import Member, StackedNet
+from gradsweep.training.loop import EpochListener, TrainResult, profile_stats, seed_everything
+
+# What must be equal across a population's configs: what fixes the graph and the epochs.
+GRAPH_KEYS = (
+    "model.activation",
+    "model.hidden_widths",
+    "model.batchnorm",
+    "model.dropout",
+    "optimizer.name",
+    "train.batch_size",
+    "train.epochs",
+    "train.early_stopping_patience",
+    "train.probe_size",
+    "train.zero_grad_tol",
+)
+
+
+def graph_key(config: Config) -> tuple:
+    """The values of ``GRAPH_KEYS``: configs with the same one can share a population."""
+    out = []
+    for name in GRAPH_KEYS:
+        section, field = name.split(".")
+        value = getattr(getattr(config, section), field)
+        out.append(tuple(value) if isinstance(value, list) else value)
+    return tuple(out)
+
+
+class _EarlyStopping:
+    """Keras' ``EarlyStopping(monitor="val_loss", restore_best_weights=True)`` for one member."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.wait = patience, math.inf, 0
+        self.best_epoch: Optional[int] = None
+
+    def stop(self, epoch: int, val_loss: float) -> bool:
+        self.wait += 1
+        if val_loss < self.best:
+            self.best, self.best_epoch, self.wait = val_loss, epoch, 0
+            return False
+        return self.wait >= self.patience and epoch > 0
+
+
+def _orders(seeds: Sequence[int], rows: int) -> List[tf.data.Dataset]:
+    """Per member, the shuffle of its rows that the lone trial's pipeline makes, reshuffled
+    each epoch: the same tf.data op with the same seed."""
+    return [
+        tf.data.Dataset.range(rows).shuffle(rows, seed=seed, reshuffle_each_iteration=True).batch(rows)
+        for seed in seeds
+    ]
+
+
+def _next_order(order: tf.data.Dataset) -> tf.Tensor:
+    """The member's order of rows for the next epoch. Keras' ``fit`` opens two iterators of
+    the training data an epoch (its ``EpochIterator``) and each draws a new shuffle: the
+    lone trial trains on every other one, and so does the member
+    (``tests/training/test_population.py`` holds them equal)."""
+    rows = next(iter(order))
+    iter(order)
+    return rows
+
+
+def train_population(
+    configs: Sequence[Config],
+    data: Dataset,
+    seeds: Sequence[int],
+    listeners: Optional[Sequence[Sequence[EpochListener]]] = None,
+) -> List[TrainResult]:
+    """Trains ``configs`` (one graph key, see :func:`graph_key`) with their ``seeds`` as one
+    population; one :class:`TrainResult` per config, in order."""
+    if not configs or len(configs) != len(seeds):
+        raise ValueError("a population needs one seed per config, and at least one config")
+    if len({graph_key(c) for c in configs}) != 1:
+        raise ValueError(f"a population's configs must agree on {', '.join(GRAPH_KEYS)}")
+    if configs[0].optimizer.name != "sgd":
+        raise ValueError("population training covers SGD (with momentum) so far")
+    listeners = listeners or [[] for _ in configs]
+    start = time.perf_counter()
+    seed_everything(seeds[0])  # pins TensorFlow's global seed, which the shuffle's draw depends on
+    first = configs[0]
+    members = [
+        Member(c.model, s, c.optimizer.learning_rate, c.optimizer.clipnorm, c.optimizer.momentum)
+        for c, s in zip(configs, seeds)
+    ]
+    net = StackedNet(first.model, data.x_train.shape[1], members, zero_tol=first.train.zero_grad_tol)
+    k, rows, batch = len(configs), len(data.x_train), first.train.batch_size
+    x_train = tf.constant(data.x_train, tf.float32)
+    y_train = tf.constant(data.y_train.reshape(-1, 1), tf.float32)
+    x_val, y_val = tf.constant(data.x_val, tf.float32), tf.constant(data.y_val.reshape(-1, 1), tf.float32)
+    n_probe = min(first.train.probe_size, rows)
+    x_probe, y_probe = data.x_train[:n_probe], data.y_train[:n_probe].reshape(-1, 1)
+    full, rest = divmod(rows, batch)
+
+    @tf.function
+    def epoch(order: tf.Tensor) -> None:
+        for s in tf.range(full):
+            index = order[:, s * batch : (s + 1) * batch]
+            net.step(tf.gather(x_train, index), tf.gather(y_train, index))
+        if rest:
+            index = order[:, full * batch :]
+            net.step(tf.gather(x_train, index), tf.gather(y_train, index))
+
+    results = [TrainResult() for _ in configs]
+    for result in results:
+        result.timings["build"] = time.perf_counter() - start
+    _measure_init(net, results, x_probe, y_probe)
+    orders = _orders(seeds, rows)
+    early = [
+        _EarlyStopping(c.train.early_stopping_patience) if c.train.early_stopping_patience else None for c in configs
+    ]
+    running = np.ones(k, bool)
+    fit_start = time.perf_counter()
+    for number in range(1, first.train.epochs + 1):
+        clock = time.perf_counter()
+        net.reset_epoch()
+        epoch(tf.stack([_next_order(o) for o in orders]))
+        stats = net.epoch_stats()
+        val_loss, val_right = net.losses(x_val, y_val)
+        saturation = net.saturation(tf.constant(x_probe, tf.float32))
+        for m in map(int, np.flatnonzero(running)):
+            metrics = {
+                **stats[m],
+                keys.VAL_LOSS: float(val_loss[m]),
+                keys.VAL_ACCURACY: float(val_right[m]) / len(data.x_val),
+            }
+            metrics.update(saturation[m])
+            running[m] = not _end_of_epoch(results[m], number, metrics, listeners[m], early[m])
+        net.active.assign(running)
+        spent = time.perf_counter() - clock
+        for m in range(k):
+            name = "first_epoch" if number == 1 else "later_epochs"
+            results[m].timings[name] = results[m].timings.get(name, 0.0) + spent / k
+        if not running.any():
+            break
+        stopping.check()  # Ctrl-C / SIGTERM: after every member's listeners have logged this epoch
+    seconds = time.perf_counter() - fit_start
+    for result, stopper in zip(results, early):
+        result.seconds = seconds
+        result.final = dict(result.epochs[-1]) if result.epochs else {}
+        if stopper is not None and stopper.best_epoch is not None and not result.diverged:
+            result.final = dict(result.epochs[stopper.best_epoch])
+    return results
+
+
+def _end_of_epoch(
+    result: TrainResult,
+    number: int,
+    metrics: Dict[str, float],
+    listeners: Sequence[EpochListener],
+    early: Optional[_EarlyStopping],
+) -> bool:
+    """Records a member's epoch; whether the member stops here (as ``train`` would)."""
+    result.epochs.append(metrics)
+    if not math.isfinite(metrics[keys.TRAIN_LOSS]):
+        result.diverged_epoch, result.stop_reason = number, "diverged"
+    stop = [listener(number, metrics) for listener in listeners]
+    if any(stop) and not result.diverged:
+        result.stop_reason = "stopped"
+    if result.diverged or result.stop_reason == "stopped":
+        return True
+    if early is not None and early.stop(number - 1, metrics[keys.VAL_LOSS]):
+        result.stop_reason = "early_stopping"
+        return True
+    return False
+
+
+def _measure_init(net: StackedNet, results: List[TrainResult], x: np.ndarray, y: np.ndarray) -> None:
+    """Step 0 of every member: kernel-gradient norms, saturation and the backprop profile."""
+    start = time.perf_counter()
+    norms = net.gradient_norms(tf.constant(x, tf.float32), tf.constant(y, tf.float32))
+    saturation = net.saturation(tf.constant(x, tf.float32))
+    for m, result in enumerate(results):
+        result.init = {keys.grad(layer, "norm_mean"): float(v) for layer, v in zip(net.layers, norms[m])}
+        result.init.update(saturation[m])
+        kernels, biases = net.weights_of(m)
+        result.init.update(
+            profile_stats(kernels[:-1], biases[:-1], kernels[-1], biases[-1], net.hidden, net.activation, x, y)
+        )
+    spent = (time.perf_counter() - start) / len(results)
+    for result in results:
+        result.timings["init_stats"] = spent

@@ -1,0 +1,104 @@
+"""A population (gradsweep/training/population.py, gradsweep/model/stacked.py): K configs of
+one architecture trained in one graph, each member recording what the same config trained
+alone by ``train`` records."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Dict, List
+
+import pytest
+
+from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from gradsweep.data.datasets import Dataset, load
+from gradsweep.training.loop import TrainResult, train
+from gradsweep.training.population import train_population
+
+DATA = DataConfig(name="moons", n_samples=400)
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return load(DATA)
+
+
+def _config(
+    std=0.3, lr=0.05, clipnorm=None, momentum=0.0, init="random_normal", epochs=3, activation="tanh", **train
+) -> Config:
+    return Config(
+        data=DATA,
+        model=ModelConfig(activation=activation, depth=4, width=16, init=init, init_std=std),
+        optimizer=OptimizerConfig(name="sgd", learning_rate=lr, clipnorm=clipnorm, momentum=momentum),
+        train=TrainConfig(epochs=epochs, batch_size=32, **train),
+    )
+
+
+def _worst(alone: Dict[str, float], member: Dict[str, float]) -> float:
+    assert alone.keys() == member.keys(), set(alone) ^ set(member)
+    return max(abs(alone[k] - member[k]) / max(abs(alone[k]), 1e-6) for k in alone)
+
+
+def _deviation(alone: TrainResult, member: TrainResult) -> float:
+    assert len(alone.epochs) == len(member.epochs)
+    assert (alone.stop_reason, alone.diverged_epoch) == (member.stop_reason, member.diverged_epoch)
+    return max([_worst(alone.init, member.init), _worst(alone.final, member.final)] + [
+        _worst(a, m) for a, m in zip(alone.epochs, member.epochs)
+    ])  # fmt: skip
+
+
+def test_every_member_records_what_its_config_records_alone(data):
+    # Its own initializer and std, seed and shuffle, learning rate, clipping (off for some)
+    # and momentum: every metric of every epoch, and the step-0 measurements, within 1e-4.
+    configs = [
+        _config(0.3, 0.05),
+        _config(0.5, 0.01, clipnorm=1.0, momentum=0.9),
+        _config(0.2, 0.1, clipnorm=0.5, momentum=0.5),
+        _config(0.4, 0.02, init="glorot_uniform"),
+    ]
+    seeds = [1, 2, 3, 4]
+    members = train_population(configs, data, seeds)
+    deviations = [_deviation(train(c, data, s), m) for c, s, m in zip(configs, seeds, members)]
+    assert max(deviations) < 1e-4, deviations
+    assert len({m.epochs[-1]["train/loss"] for m in members}) == 4  # they did not train as one
+
+
+def test_a_member_that_diverges_stops_there_and_leaves_the_others_as_they_were(data):
+    calm = [_config(0.2, 0.05, epochs=4, activation="relu"), _config(0.1, 0.1, momentum=0.5, epochs=4,
+            activation="relu")]  # fmt: skip
+    wild = _config(3.0, 10.0, epochs=4, activation="relu")
+    with_wild = train_population([calm[0], wild, calm[1]], data, [1, 7, 2])
+    without = train_population(calm, data, [1, 2])
+    assert with_wild[1].stop_reason == "diverged" and with_wild[1].diverged_epoch == len(with_wild[1].epochs) < 4
+    for member, alone in zip((with_wild[0], with_wild[2]), without):
+        assert _deviation(alone, member) < 1e-6
+
+
+def test_a_listener_stops_its_member_only(data):
+    configs = [_config(epochs=5), _config(0.4, 0.02, epochs=5)]
+    stops: List[int] = []
+
+    def prune_at_2(epoch: int, metrics: Dict[str, float]) -> bool:
+        stops.append(epoch)
+        return epoch == 2
+
+    members = train_population(configs, data, [1, 2], listeners=[[prune_at_2], []])
+    assert stops == [1, 2] and members[0].stop_reason == "stopped" and len(members[0].epochs) == 2
+    assert members[1].stop_reason == "completed" and len(members[1].epochs) == 5
+
+
+def test_early_stopping_per_member_as_alone(data):
+    configs = [_config(0.3, 0.5, epochs=30, early_stopping_patience=2), _config(0.2, 0.01, epochs=30,
+               early_stopping_patience=2)]  # fmt: skip
+    members = train_population(configs, data, [1, 2])
+    for config, seed, member in zip(configs, (1, 2), members):
+        assert _deviation(train(config, data, seed), member) < 1e-4
+    assert "early_stopping" in {m.stop_reason for m in members}
+
+
+def test_configs_that_do_not_share_a_graph_are_refused(data):
+    with pytest.raises(ValueError, match="must agree on model.activation"):
+        train_population([_config(), replace(_config(), model=ModelConfig(activation="relu", depth=4, width=16))],
+                         data, [1, 2])  # fmt: skip
+    with pytest.raises(ValueError, match="SGD"):
+        adam = replace(_config(), optimizer=OptimizerConfig(name="adam"))
+        train_population([adam], data, [1])
