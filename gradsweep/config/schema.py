@@ -334,6 +334,30 @@ class Config:
         largest = self._largest_params()
         if len(largest) > 1:
             self._check_value(", ".join(largest), None, largest)
+        if self.sweep.population > 1:
+            self._check_population(space)
+
+    def _check_population(self, space: Dict[str, Any]) -> None:
+        """Populations train plain SGD nets so far: no BatchNorm, no dropout, SGD only."""
+        plain = {
+            "optimizer.name": ("sgd",),
+            "model.batchnorm": (False,),
+            "model.dropout": (0, 0.0),
+        }
+        for name, allowed in plain.items():
+            group, key = name.split(".")
+            values = [getattr(getattr(self, group), key)]
+            spec = space.get(name)
+            if spec is not None:
+                values = list(spec.choices if spec.type == "categorical" else spec.bounds)
+            bad = [v for v in values if v not in allowed]
+            check(
+                not bad,
+                "sweep.population",
+                f"populations train plain SGD nets (optimizer sgd, no batchnorm, no dropout); {name} is {bad[0]!r}"
+                if bad
+                else "",
+            )
 
     def _largest_params(self) -> Dict[str, Any]:
         space = self.sweep.params() if self.sweep is not None else {}

@@ -115,6 +115,18 @@ class ObjectiveConfig:
         one_of(self.direction, DIRECTIONS, "sweep.objective.direction")
 
 
+# The swept keys a population's members may differ in; every other swept key fixes the
+# graph (or the data) and is shared by a population's members.
+MEMBER_KEYS = (
+    "model.init",
+    "model.init_std",
+    "model.bias_init_std",
+    "optimizer.learning_rate",
+    "optimizer.clipnorm",
+    "optimizer.momentum",
+)
+
+
 @dataclass
 class SweepConfig:
     """An Optuna study over config keys.
@@ -134,6 +146,10 @@ class SweepConfig:
         heartbeat: seconds between a running trial's heartbeats in an RDB storage; a
             trial silent for three of them is stale (its worker died) and runs again.
         max_retry: how often a dead worker's trial is run again before it stays failed.
+        population: trials a worker trains together in one graph (a population, see
+            ``gradsweep.training.population``): they share the swept keys that fix the graph
+            and differ in the others (init, init std, bias std, learning rate, clipnorm,
+            momentum); 1 = one trial at a time.
     """
 
     name: str = "sweep"
@@ -150,6 +166,7 @@ class SweepConfig:
     n_workers: int = 1
     heartbeat: int = 10
     max_retry: int = 3
+    population: int = 1
 
     def __post_init__(self) -> None:
         check(
@@ -162,6 +179,7 @@ class SweepConfig:
         check(self.n_workers >= 1, "sweep.n_workers", f"must be >= 1, got {self.n_workers}")
         check(self.heartbeat >= 1, "sweep.heartbeat", f"must be >= 1 second, got {self.heartbeat}")
         check(self.max_retry >= 0, "sweep.max_retry", f"must be >= 0, got {self.max_retry}")
+        check(self.population >= 1, "sweep.population", f"must be >= 1, got {self.population}")
         one_of(self.sampler, SAMPLERS, "sweep.sampler")
         one_of(self.pruner, PRUNERS, "sweep.pruner")
         for group, entries in self.space.items():

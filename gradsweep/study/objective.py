@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import asdict
 from functools import partial
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import optuna
 
@@ -17,7 +17,7 @@ from gradsweep.keys import Tag, TrialAttr, TrialRecord
 from gradsweep.retry import patient
 from gradsweep.study.recovery import owner
 from gradsweep.study.search import suggest
-from gradsweep.tracking.recorder import Recorded, derive_seed, objective_value, run_recorded
+from gradsweep.tracking.recorder import Member, Recorded, derive_seed, objective_value, record_population, run_recorded
 from gradsweep.tracking.store import Run, Tracker
 
 
@@ -78,12 +78,53 @@ class Objective:
             patient(lambda: trial.set_user_attr(TrialAttr.SEED, seed), "claiming a trial")
 
     def __call__(self, trial: optuna.Trial) -> float:
+        member, pruned, started = self._member(trial)
+        try:
+            data = self._data_for(member.config)
+            recorded = run_recorded(
+                member.config,
+                data,
+                member.seed,
+                self.tracker,
+                member.name,
+                member.tags,
+                parent=self.parent,
+                listeners=member.listeners,
+                on_start=member.on_start,
+            )
+            value = self._conclude(trial, recorded, pruned, data)
+        except BaseException:
+            if started:  # Optuna marks the trial FAIL; say so on its run too
+                started[0].set_tags({Tag.STATE: "FAIL"})
+            raise
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
+        return value
+
+    def population(self, trials: Sequence[optuna.Trial]) -> List[Optional[float]]:
+        """Trains ``trials`` (one graph, see ``gradsweep.training.population``) together and
+        records each as :meth:`__call__` would; each one's value, None where it was pruned."""
+        prepared = [self._member(trial) for trial in trials]
+        try:
+            data = self._data_for(prepared[0][0].config)
+            recorded = record_population([m for m, _, _ in prepared], data, self.tracker, parent=self.parent)
+            values = [self._conclude(t, r, p[1], data) for t, r, p in zip(trials, recorded, prepared)]
+        except BaseException:
+            for _, _, started in prepared:
+                if started:
+                    started[0].set_tags({Tag.STATE: "FAIL"})
+            raise
+        return [None if pruned else value for value, (_, pruned, _) in zip(values, prepared)]
+
+    def _member(self, trial: optuna.Trial) -> Tuple[Member, List[int], List[Run]]:
+        """The trial's config, seed, run name, tags and pruning listener; the epoch it was
+        pruned at and its run, once known."""
         metric = self.sweep.objective.metric
         params = suggest(trial, self.space)
-        trial_config = self.config.with_params(params)
         attrs = trial.user_attrs
         seed = attrs.get(TrialAttr.SEED, derive_seed(self.config.train.seed, trial.number))
         pruned: List[int] = []
+        started: List[Run] = []
 
         def report(epoch: int, metrics: Dict[str, float]) -> bool:
             value = metrics.get(metric)
@@ -95,6 +136,10 @@ class Objective:
                 return True
             return False
 
+        def link(run: Run) -> None:
+            started.append(run)
+            patient(lambda: trial.set_user_attr(TrialAttr.RUN_ID, run.id), "linking the MLflow run")
+
         tags = {
             Tag.STUDY: self.sweep.name,
             Tag.TRIAL_NUMBER: str(trial.number),
@@ -102,34 +147,14 @@ class Objective:
             Tag.KIND: "trial",
             **({Tag.RETRY_OF: str(attrs[TrialAttr.RETRY_OF])} if TrialAttr.RETRY_OF in attrs else {}),
         }
-        started: List[Run] = []
+        config = self.config.with_params(params)
+        member = Member(config, seed, trial_name(trial.number, params), tags, [report], link)
+        return member, pruned, started
 
-        def link(run: Run) -> None:
-            started.append(run)
-            patient(lambda: trial.set_user_attr(TrialAttr.RUN_ID, run.id), "linking the MLflow run")
-
-        try:
-            data = self._data_for(trial_config)
-            recorded = run_recorded(
-                trial_config,
-                data,
-                seed,
-                self.tracker,
-                trial_name(trial.number, params),
-                tags,
-                parent=self.parent,
-                listeners=[report],
-                on_start=link,
-            )
-            value = objective_value(recorded.result, metric, data)
-            record = record_of(recorded)
-            for key, item in record.attrs().items():
-                patient(partial(trial.set_user_attr, key, item), "recording the verdict")
-            recorded.run.set_tags({Tag.STATE: "PRUNED" if pruned else "COMPLETE", Tag.OBJECTIVE: value})
-        except BaseException:
-            if started:  # Optuna marks the trial FAIL; say so on its run too
-                started[0].set_tags({Tag.STATE: "FAIL"})
-            raise
-        if pruned:
-            raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
+    def _conclude(self, trial: optuna.Trial, recorded: Recorded, pruned: List[int], data: Dataset) -> float:
+        """Keeps the verdict on the trial and the outcome on its run; the objective value."""
+        value = objective_value(recorded.result, self.sweep.objective.metric, data)
+        for key, item in record_of(recorded).attrs().items():
+            patient(partial(trial.set_user_attr, key, item), "recording the verdict")
+        recorded.run.set_tags({Tag.STATE: "PRUNED" if pruned else "COMPLETE", Tag.OBJECTIVE: value})
         return value

@@ -9,18 +9,20 @@ running again.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
 import time
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import optuna
 from optuna.trial import TrialState
 
 from gradsweep import stopping
 from gradsweep.config import Config
+from gradsweep.config.sweep import MEMBER_KEYS
 from gradsweep.data.datasets import load
 from gradsweep.errors import first_line
 from gradsweep.keys import Tag, TrialAttr
@@ -28,6 +30,7 @@ from gradsweep.retry import patient
 from gradsweep.study.lock import SweepLock
 from gradsweep.study.objective import Objective
 from gradsweep.study.recovery import Recovery
+from gradsweep.study.search import suggest
 from gradsweep.study.storage import open_study
 from gradsweep.tracking.store import Tracker
 from gradsweep.training.device import configure, threads_for
@@ -105,6 +108,45 @@ def _next_trial(
         return trial, False
 
 
+def _next_group(
+    study: optuna.Study,
+    n_trials: int,
+    size: int,
+    lock: SweepLock,
+    recovery: Recovery,
+    objective: Objective,
+) -> tuple[List[optuna.Trial], bool]:
+    """Under the lock: up to ``size`` claimed trials that share every swept key outside
+    ``MEMBER_KEYS`` (the first sampled freely, the others by the study's sampler with those
+    keys fixed), and whether the sweep is done."""
+    with lock:
+        recovery.reclaim(study)
+        n = counts(study)
+        if n["counted"] >= n_trials:
+            return [], True
+        free = n_trials - n["counted"] - n["RUNNING"]
+        if n["WAITING"]:
+            free = 1  # a lost trial comes back with its own params, whatever the group's
+        if free <= 0:
+            return [], False
+        first = patient(study.ask, "starting a trial")
+        objective.claim(first)
+        params = suggest(first, objective.space)
+        group = [first]
+        fixed = {k: v for k, v in params.items() if k not in MEMBER_KEYS}
+        sampler = study.sampler
+        study.sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
+        try:
+            for _ in range(min(size, free) - 1):
+                trial = patient(study.ask, "starting a trial")
+                objective.claim(trial)
+                suggest(trial, objective.space)
+                group.append(trial)
+        finally:
+            study.sampler = sampler
+        return group, False
+
+
 def _tell(study: optuna.Study, trial: optuna.Trial, **outcome) -> bool:
     """Records the trial's outcome; False when the sampler asks the study to stop (the
     grid sampler does, once every grid point ran)."""
@@ -126,14 +168,39 @@ def _run_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], tr
         except optuna.TrialPruned:
             return _tell(study, trial, state=TrialState.PRUNED)
         except BaseException as err:
-            # Marked so that recovery tells it from a trial whose worker died.
-            key = TrialAttr.INTERRUPTED if isinstance(err, KeyboardInterrupt) else TrialAttr.ERROR
-            message = f"{type(err).__name__}: {err}"[:500]
-            with stopping.shielded():  # cut here, the trial would stay RUNNING
-                patient(lambda: trial.set_user_attr(key, message), "marking a trial")
-                _tell(study, trial, state=TrialState.FAIL)
+            _fail(trial, study, err)
             raise
         return _tell(study, trial, values=value)
+
+
+def _fail(trial: optuna.Trial, study: optuna.Study, err: BaseException) -> None:
+    """Marks a trial whose training raised (so that recovery tells it from a trial whose
+    worker died) and tells Optuna it failed."""
+    key = TrialAttr.INTERRUPTED if isinstance(err, KeyboardInterrupt) else TrialAttr.ERROR
+    message = f"{type(err).__name__}: {err}"[:500]
+    with stopping.shielded():  # cut here, the trial would stay RUNNING
+        patient(lambda: trial.set_user_attr(key, message), "marking a trial")
+        _tell(study, trial, state=TrialState.FAIL)
+
+
+def _run_group(study: optuna.Study, objective: Objective, trials: List[optuna.Trial]) -> bool:
+    """Runs a population of trials; False when the sampler has nothing left to try."""
+    if len(trials) == 1:
+        return _run_one(study, objective, trials[0])
+    with contextlib.ExitStack() as beating:
+        for trial in trials:
+            beating.enter_context(Heartbeat(trial))
+        try:
+            values = objective.population(trials)
+        except BaseException as err:
+            for trial in trials:
+                _fail(trial, study, err)
+            raise
+        told = [
+            _tell(study, t, state=TrialState.PRUNED) if v is None else _tell(study, t, values=v)
+            for t, v in zip(trials, values)
+        ]
+    return all(told)
 
 
 def run_trials(
@@ -157,16 +224,21 @@ def run_trials(
     gc.collect()
     gc.freeze()
     ran = 0
+    size = getattr(getattr(objective, "sweep", None), "population", 1)
     while True:
         stopping.check()
-        trial, done = _next_trial(study, n_trials, lock, recovery, objective.claim)
+        if size > 1:
+            trials, done = _next_group(study, n_trials, size, lock, recovery, objective)
+        else:
+            trial, done = _next_trial(study, n_trials, lock, recovery, objective.claim)
+            trials = [trial] if trial is not None else []
         if done:
             break
-        if trial is None:
+        if not trials:
             time.sleep(POLL_SECONDS)
         else:
-            ran += 1
-            if not _run_one(study, objective, trial):
+            ran += len(trials)
+            if not _run_group(study, objective, trials):
                 log.info("the sampler has tried everything it can; this worker stops")
                 break
         if progress is not None:

@@ -6,12 +6,13 @@ Whatever happens, the MLflow run ends FINISHED, FAILED or KILLED, never RUNNING.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -184,6 +185,31 @@ def _log_outcome(
     run.rename(f"{name} [{verdict.regime}]")  # the runs table shows the regime beside the name
 
 
+def _open(
+    config: Config, data: Dataset, seed: int, tracker: Tracker, name: str, tags: Dict[str, str], parent: Optional[Run]
+) -> Run:
+    run = tracker.start_run(
+        name, {**tags, Tag.SEED: str(seed), Tag.DATA_DIGEST: data.digest}, parent_id=parent.id if parent else None
+    )
+    try:
+        run.log_params({**flatten(config), "seed": seed})
+    except BaseException:
+        run.finish("FAILED")
+        raise
+    return run
+
+
+def _conclude(run: Run, config: Config, result: TrainResult, seed: int, name: str, laps: _Laps) -> Recorded:
+    """Judges a finished training and logs its verdict, artifacts and step 0 to ``run``."""
+    verdict, theory = _judge(config, result)
+    _log_artifacts(run, config, result, verdict, seed)
+    laps.lap("verdict_artifacts")
+    laps.timings.update(result.timings)  # before logging: step 0 holds the training's parts too
+    _log_outcome(run, name, result, verdict, theory, laps.timings)
+    laps.lap("logging")  # what the epochs' metrics left to send goes out with the tags
+    return Recorded(result, verdict, theory, run, laps.timings)
+
+
 def run_recorded(
     config: Config,
     data: Dataset,
@@ -201,27 +227,74 @@ def run_recorded(
         on_start: called with the new run before training (e.g. to link it to Optuna).
     """
     laps = _Laps()
-    run = tracker.start_run(
-        name, {**tags, Tag.SEED: str(seed), Tag.DATA_DIGEST: data.digest}, parent_id=parent.id if parent else None
-    )
+    run = _open(config, data, seed, tracker, name, tags, parent)
     status = "FAILED"
     try:
-        run.log_params({**flatten(config), "seed": seed})
         if on_start is not None:
             on_start(run)
         laps.lap("run_setup")
         result = train(config, data, seed, [_epoch_logger(run), *listeners])
         laps.lap("train")
-        verdict, theory = _judge(config, result)
-        _log_artifacts(run, config, result, verdict, seed)
-        laps.lap("verdict_artifacts")
-        laps.timings.update(result.timings)  # before logging: step 0 holds the training's parts too
-        _log_outcome(run, name, result, verdict, theory, laps.timings)
-        laps.lap("logging")  # what the epochs' metrics left to send goes out with the tags
+        recorded = _conclude(run, config, result, seed, name, laps)
         status = "FINISHED"
-        return Recorded(result, verdict, theory, run, laps.timings)
+        return recorded
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         run.finish(status)
+
+
+@dataclass
+class Member:
+    """One config of a population, as :func:`record_population` records it."""
+
+    config: Config
+    seed: int
+    name: str
+    tags: Dict[str, str]
+    listeners: Sequence[EpochListener] = ()
+    on_start: Optional[Callable[[Run], None]] = None
+
+
+def record_population(
+    members: Sequence[Member], data: Dataset, tracker: Tracker, parent: Optional[Run] = None
+) -> List[Recorded]:
+    """Trains ``members`` as one population (:func:`train_population`) and records each as
+    :func:`run_recorded` records a lone training: one MLflow run each, with the same params,
+    metrics, artifacts and verdict, and a ``population`` tag (group and size). Every run
+    ends FINISHED, FAILED or KILLED."""
+    from gradsweep.training.population import train_population
+
+    laps = _Laps()
+    status: Dict[int, str] = {}
+    runs: List[Run] = []
+    with contextlib.ExitStack() as ending:
+        try:
+            group = {Tag.POPULATION: f"{members[0].name.split(' ')[0]}/{len(members)}"}
+            for i, member in enumerate(members):
+                run = _open(member.config, data, member.seed, tracker, member.name, {**member.tags, **group}, parent)
+                runs.append(run)
+                status[i] = "FAILED"
+                ending.callback(lambda run, i: run.finish(status[i]), run, i)
+                if member.on_start is not None:
+                    member.on_start(run)
+            laps.lap("run_setup")
+            results = train_population(
+                [m.config for m in members],
+                data,
+                [m.seed for m in members],
+                [[_epoch_logger(run), *m.listeners] for run, m in zip(runs, members)],
+            )
+            laps.lap("train")
+            shared = {k: v / len(members) for k, v in laps.timings.items()}
+            out = []
+            for i, (run, member, result) in enumerate(zip(runs, members, results)):
+                own = _Laps()
+                own.timings.update(shared)
+                out.append(_conclude(run, member.config, result, member.seed, member.name, own))
+                status[i] = "FINISHED"
+            return out
+        except KeyboardInterrupt:
+            status.update({i: "KILLED" for i, s in status.items() if s != "FINISHED"})
+            raise
