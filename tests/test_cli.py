@@ -89,6 +89,16 @@ CASES: Dict[str, Case] = {
     "a regime share above 1": Case(sweep("regime.dead=2"), "regime.dead"),
     "n_trials 0": Case(sweep("sweep.n_trials=0"), "sweep.n_trials"),
     "n_workers 0": Case(sweep("sweep.n_workers=0"), "sweep.n_workers"),
+    "population 0": Case(sweep("sweep.population=0"), "sweep.population"),
+    "a population of Adam nets": Case(sweep("sweep.population=8"), "sweep.population"),
+    "a population over BatchNorm": Case(
+        sweep(
+            "optimizer=sgd",
+            "sweep.population=8",
+            "+sweep.space.model.batchnorm={type:categorical,choices:[false,true]}",
+        ),
+        "sweep.population",
+    ),
     # ---------------------------------------------------------------- limits
     "depth 100000": Case(sweep("model.depth=100000"), "model.depth"),
     "width 10000000": Case(sweep("model.width=10000000"), "model.width"),

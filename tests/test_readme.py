@@ -150,6 +150,13 @@ COVERAGE: Dict[str, Union[Run, Mapped]] = {
         ),
         "sweep.n_workers=2 on the default storage, on the smoke sweep (the exploding one takes 3 minutes)",
     ),
+    "python -m gradsweep +sweep=exploding sweep.population=8": Mapped(
+        (
+            "tests/study/test_population_sweep.py::test_members_are_trials_and_runs_of_their_own_grouped_by_graph",
+            "tests/training/test_population.py::test_every_member_records_what_its_config_records_alone",
+        ),
+        "sweep.population on the smoke sweep made SGD with a swept init std (the exploding one takes 2 minutes)",
+    ),
     # ------------------------------------------------------------------ the team stack (no Docker engine here)
     "cp .env.example .env": Mapped(
         (OFFLINE, COMPOSE + "test_a_missing_secret_stops_compose_naming_it"),

@@ -1,0 +1,86 @@
+"""``sweep.population=K`` (gradsweep/study/worker.py, objective.py, tracking/recorder.py): a
+worker trains K trials that share the graph together; each is still one Optuna trial and
+one MLflow run with the records of a lone trial, and ``gradsweep rerun`` of a member
+reproduces it alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import defaultdict
+
+import optuna
+import pytest
+from conftest import run_gradsweep, sqlite_stores
+from mlflow import MlflowClient
+
+from gradsweep.keys import Tag
+
+EPOCHS = 3
+N_TRIALS = 7
+SPACE = "{type: float, low: 0.05, high: 1.0, log: true}"
+
+
+@pytest.fixture(scope="module")
+def population_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("population")
+    stores = sqlite_stores(tmp)
+    done = run_gradsweep(
+        "+sweep=smoke", "optimizer=sgd", "model.init=random_normal", f"+sweep.space.model.init_std={SPACE}",
+        "sweep.population=3", f"sweep.n_trials={N_TRIALS}", f"train.epochs={EPOCHS}",
+        *(f"{k}={v}" for k, v in stores.items()), cwd=tmp,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    return tmp, stores
+
+
+def test_members_are_trials_and_runs_of_their_own_grouped_by_graph(population_sweep):
+    _, stores = population_sweep
+    study = optuna.load_study(study_name="smoke", storage=stores["sweep.storage"])
+    trials = study.get_trials()
+    assert len(trials) == N_TRIALS and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    client = MlflowClient(stores["tracking.uri"])
+    runs = client.search_runs([client.get_experiment_by_name("gradsweep").experiment_id])
+    members = [r for r in runs if r.data.tags.get(Tag.KIND) == "trial"]
+    assert len(members) == N_TRIALS
+    groups = defaultdict(list)
+    for run in members:
+        assert run.info.status == "FINISHED" and run.data.tags[Tag.STATE] == "COMPLETE"
+        number = int(run.data.tags[Tag.TRIAL_NUMBER])
+        assert trials[number].user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.data.tags[Tag.REGIME] == trials[number].user_attrs["regime"]
+        assert run.data.params["model.activation"] == trials[number].params["model.activation"]
+        for key in ("model.init_std", "optimizer.learning_rate"):
+            assert float(run.data.params[key]) == trials[number].params[key]
+        history = client.get_metric_history(run.info.run_id, "grad/dense_00/norm_mean")
+        assert sorted(m.step for m in history) == list(range(EPOCHS + 1))  # step 0 = at initialisation
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"epochs.csv", "regime.json", "config.yaml"}
+        groups[run.data.tags.get(Tag.POPULATION, "alone")].append(trials[number])
+    # Groups of 3 while the budget allows, then the last trial alone (the lone path, untagged).
+    assert sorted(len(g) for g in groups.values()) == [1, 3, 3] and len(groups["alone"]) == 1
+    for name, group in groups.items():
+        assert name == "alone" or name.endswith(f"/{len(group)}")
+        assert len({t.params["model.activation"] for t in group}) == 1  # a group shares the graph
+    assert len({t.params["model.init_std"] for t in trials}) == N_TRIALS  # members differ in the rest
+
+
+def test_rerun_of_a_member_reproduces_it_alone(population_sweep):
+    tmp, stores = population_sweep
+    client = MlflowClient(stores["tracking.uri"])
+    runs = client.search_runs([client.get_experiment_by_name("gradsweep").experiment_id])
+    member = next(r for r in runs if r.data.tags.get(Tag.POPULATION, "").endswith("/3"))
+    done = subprocess.run(
+        [sys.executable, "-m", "gradsweep", "rerun", member.info.run_id, "--tracking-uri", stores["tracking.uri"]],
+        cwd=tmp, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "trained alone, a member of population" in out and "(within 0.0001)" in out, out[-2000:]
+
+
+def test_a_population_of_adam_nets_is_refused_before_anything_runs(tmp_path):
+    stores = sqlite_stores(tmp_path)
+    done = run_gradsweep("+sweep=smoke", "sweep.population=4", *(f"{k}={v}" for k, v in stores.items()), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "sweep.population: populations train plain SGD nets" in done.stdout and "'adam'" in done.stdout
+    assert not (tmp_path / "o.db").exists() and not (tmp_path / "m.db").exists()
