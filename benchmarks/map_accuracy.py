@@ -3,7 +3,8 @@ the grid's regimes, per sampler.
 
 On fixed 2-D slices of the exploding sweep's space (tanh at depth 8, ReLU at depth 12;
 axes ``model.init_std`` x ``optimizer.learning_rate``, both on a log scale, everything else
-fixed), a grid sweep is the reference: the regime measured at every grid point. Sweeps with
+fixed), grid sweeps with three seeds are the reference: the regime most seeds give each
+grid point. Sweeps with
 a third of its trials, one per sampler and seed, each predict every grid point through
 ``gradsweep predict``'s classifier; the agreement is the share of grid points predicted
 right. Every sweep runs as users run it (its own process), on the same cores, in one run.
@@ -30,6 +31,7 @@ from gradsweep.study.storage import make_storage
 
 SLICES = {"tanh": ("tanh", 8), "relu": ("relu", 12)}
 SAMPLERS = ("boundary", "qmc", "random", "tpe")
+REFERENCE_SEEDS = (0, 1, 2)  # train.seed of the grids whose per-point majority is the reference
 STD, LR = (0.05, 3.0), (1e-3, 1.0)
 
 SLICE = """# @package _global_
@@ -68,6 +70,12 @@ def _regimes(grid: optuna.Study) -> Dict[tuple, str]:
     }
 
 
+def _majority(regimes: List[str]) -> str:
+    """The regime most seeds gave; a tie goes to the first seed's."""
+    counts = {r: regimes.count(r) for r in regimes}
+    return max(regimes, key=lambda r: counts[r])
+
+
 def agreement(study: optuna.Study, reference: Dict[tuple, str]) -> float:
     """Share of the reference's grid points whose regime ``study``'s classifier predicts."""
     predictor = Predictor(study)
@@ -89,17 +97,18 @@ def map_accuracy(grid: int, seeds: List[int], epochs: int, slices: List[str], co
             common = {"activation": activation, "depth": depth, "epochs": epochs}
             stds, lrs = _axis(*STD, grid), _axis(*LR, grid)
             grids = [
-                _run(
+                _regimes(_run(
                     folder, f"{slice_name}_grid_{train_seed}", cores, n_trials=grid * grid, sampler="grid",
                     options="{}", std=f"{{type: categorical, choices: {stds}}}",
                     lr=f"{{type: categorical, choices: {lrs}}}", train_seed=train_seed, **common,
-                )
-                for train_seed in (0, 1)
+                ))
+                for train_seed in REFERENCE_SEEDS
             ]  # fmt: skip
-            reference, again = (_regimes(g) for g in grids)
-            # The regime near a boundary depends on the trial's seed: the grid measured with
-            # other seeds says how well any map can agree with it.
-            ceiling = float(np.mean([again.get(point) == regime for point, regime in reference.items()]))
+            # The regime near a boundary depends on the trial's seed: the reference is the
+            # regime most seeds give a point, and how well one seed's grid agrees with it is
+            # what a map of single-seed trials can hope for.
+            reference = {point: _majority([g[point] for g in grids if point in g]) for point in grids[0]}
+            ceiling = float(np.mean([np.mean([g.get(p) == r for p, r in reference.items()]) for g in grids]))
             scores: Dict[str, List[float]] = {s: [] for s in SAMPLERS}
             for seed in seeds:
                 for sampler in SAMPLERS:
@@ -124,10 +133,10 @@ def report(result: Dict[str, dict]) -> List[str]:
     for slice_name, r in result.items():
         activation, depth = SLICES[slice_name]
         lines.append(
-            f"6: {activation} depth {depth}: reference grid of {r['grid']} trials ("
+            f"6: {activation} depth {depth}: reference grid of {r['grid']} points, "
+            f"the majority of {len(REFERENCE_SEEDS)} seeds ("
             + ", ".join(f"{k} {v}" for k, v in r["counts"].items())
-            + f"); {r['budget']} trials per sampler; the grid measured again with other seeds agrees"
-            f" {r['ceiling']:.3f}"
+            + f"); {r['budget']} trials per sampler; a single seed's grid agrees with it {r['ceiling']:.3f}"
         )
         for sampler, values in r["scores"].items():
             lines.append(

@@ -50,3 +50,16 @@ def test_benchmark_prints_its_ratios(tmp_path):
     for row in rows:
         ratio = float(row.split()[-3])
         assert 0 < ratio < 100
+
+
+def test_population_benchmark_runs_both_sweeps_on_the_same_points():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.populations", "--trials", "6", "--population", "3", "--epochs", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    head = next(line for line in done.stdout.splitlines() if line.startswith("7: "))
+    assert "6 trials, population 3 vs 1 (same points)" in head and "a 1,000-trial map at this rate" in head
+    same = int(head.split("same verdict in ")[1].split("/")[0])
+    assert 0 <= same <= 6
+    assert "time in trials, population: " in done.stdout and "time in trials, alone: " in done.stdout

@@ -1,0 +1,134 @@
+"""Result 7, populations: trials per minute of the exploding sweep's space with
+``sweep.population=K`` against one trial at a time, on the same points.
+
+The population sweep runs first (a seeded random sampler; a group's trials share the swept
+keys that fix the graph); its points are then enqueued, in trial order, into a study that
+one worker runs one trial at a time. Both run in this process, as a worker runs them, with
+the same stores and cores. Printed: trials per minute of each (from the studies'
+timestamps), how many trials got the same verdict, where the trials' time went, and the
+horizon: the wall time of a 1,000-trial map at the population's rate.
+
+``python -m benchmarks.populations`` (64 trials, K = 8, 30 epochs);
+``--trials 8 --population 4 --epochs 2`` checks that it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import tempfile
+from dataclasses import dataclass, replace
+from typing import Dict, List
+
+import optuna
+
+from gradsweep.config import Config, to_config
+from gradsweep.data.datasets import load
+from gradsweep.study.lock import SweepLock
+from gradsweep.study.objective import Objective
+from gradsweep.study.recovery import Recovery
+from gradsweep.study.storage import make_storage
+from gradsweep.study.worker import COUNTED, run_trials
+from gradsweep.tracking.store import Tracker
+
+
+def _compose(overrides: list) -> Config:
+    from hydra import compose, initialize_config_dir
+
+    from gradsweep.config import register
+    from gradsweep.config.compose import config_dir
+
+    register()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return to_config(compose("config", overrides=overrides))
+
+
+@dataclass
+class Sweep:
+    trials: List[optuna.trial.FrozenTrial]
+    per_min: float
+    parts: Dict[str, float]
+
+
+@dataclass
+class Result:
+    population: Sweep
+    alone: Sweep
+    same: int  # trials with the same verdict in both
+    size: int
+
+
+def _run(config: Config, study: optuna.Study, tracker: Tracker, n_trials: int) -> Sweep:
+    assert config.sweep is not None
+    parent = tracker.start_run(study.study_name, {})
+    objective = Objective(config, load(config.data), tracker, parent)
+    lock = SweepLock(config.sweep.storage, study.study_name)
+    run_trials(study, objective, n_trials, lock, Recovery(0, lambda trial: None))
+    parent.finish()
+    trials = sorted(study.get_trials(states=COUNTED), key=lambda t: t.number)
+    window = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
+    parts: collections.Counter = collections.Counter()
+    for t in trials:
+        parts.update({k: v for k, v in t.user_attrs.get("seconds", {}).items() if k != "train"})
+    return Sweep(trials, 60 * len(trials) / window, dict(parts))
+
+
+def populations(n_trials: int, size: int, epochs: int) -> Result:
+    """Both sweeps over the same points: their throughput, parts and agreement."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = _compose(
+            [
+                "+sweep=exploding",
+                f"sweep.n_trials={n_trials}",
+                "sweep.sampler=random",
+                "~sweep.sampler_options.n_startup_trials",
+                "sweep.pruner=none",
+                f"train.epochs={epochs}",
+                f"sweep.population={size}",
+                f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+                f"tracking.artifacts={tmp}/artifacts",
+                f"sweep.storage={tmp}/study.journal",
+            ]
+        )
+        assert config.sweep is not None
+        tracker = Tracker(config.tracking)
+        storage = make_storage(config.sweep.storage)
+        grouped = optuna.create_study(
+            study_name="population", storage=storage, sampler=optuna.samplers.RandomSampler(0)
+        )
+        together = _run(config, grouped, tracker, n_trials)
+        alone_study = optuna.create_study(study_name="alone", storage=storage)
+        for trial in together.trials:
+            alone_study.enqueue_trial(trial.params)
+        alone = _run(replace(config, sweep=replace(config.sweep, population=1)), alone_study, tracker, n_trials)
+    same = sum(a.user_attrs.get("regime") == b.user_attrs.get("regime") for a, b in zip(together.trials, alone.trials))
+    return Result(together, alone, same, size)
+
+
+def report(r: Result) -> List[str]:
+    n = len(r.population.trials)
+    lines = [
+        f"7: sweep exploding, {n} trials, population {r.size} vs 1 (same points): {r.population.per_min:.1f} vs "
+        f"{r.alone.per_min:.1f} trials/min; same verdict in {r.same}/{n} trials; a 1,000-trial map at this rate: "
+        f"{1000 / r.population.per_min:.1f} min"
+    ]
+    for label, run in (("population", r.population), ("alone", r.alone)):
+        parts = sorted(run.parts.items(), key=lambda kv: -kv[1])
+        lines.append(f"  time in trials, {label}: " + ", ".join(f"{k} {v:.1f} s" for k, v in parts))
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=64, help="trials of each sweep")
+    parser.add_argument("--population", type=int, default=8, help="K, trials trained together")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per trial")
+    args = parser.parse_args(argv)
+    if min(args.trials, args.epochs) < 1 or args.population < 2:
+        parser.error("--trials and --epochs must be >= 1, --population >= 2")
+    print("\n".join(report(populations(args.trials, args.population, args.epochs))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
