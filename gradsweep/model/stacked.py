@@ -49,56 +49,75 @@ class StackedNet:
             no dropout).
         n_features: input columns.
         members: one per net, in the order of the leading axis.
+        batch_size: rows of a step.
         zero_tol: a gradient entry at or below this magnitude counts as zero.
     """
 
-    def __init__(self, architecture: ModelConfig, n_features: int, members: Sequence[Member], zero_tol: float = 1e-12):
+    def __init__(
+        self,
+        architecture: ModelConfig,
+        n_features: int,
+        members: Sequence[Member],
+        batch_size: int = 32,
+        zero_tol: float = 1e-12,
+    ):
         if not members:
             raise ValueError("a population needs at least one member")
         if architecture.batchnorm or architecture.dropout > 0:
             raise ValueError("population training covers plain nets: no BatchNorm, no dropout")
-        for member in members:
-            if (member.model.activation, member.model.hidden_widths) != (
-                architecture.activation,
-                architecture.hidden_widths,
-            ):
-                raise ValueError("every member of a population has the population's activation and widths")
-        self.members = list(members)
+        self.architecture = architecture
         self.activation = architecture.activation
         self.hidden = [hidden_name(i) for i in range(len(architecture.hidden_widths))]
         self.layers = [*self.hidden, "output"]
         self._act = keras.activations.get(architecture.activation)
         self._flat = ACTIVATIONS[architecture.activation].flat
-        widths = [n_features, *architecture.hidden_widths, 1]
-        shapes = list(itertools.pairwise(widths))
-        self.kernels = [
-            self._stack(f"kernel_{i}", [self._kernel(m, i, s) for m in members]) for i, s in enumerate(shapes)
-        ]
-        self.biases = [
-            self._stack(f"bias_{i}", [self._bias(m, i, s[1]) for m in members]) for i, s in enumerate(shapes)
-        ]
-        self.variables = [v for pair in zip(self.kernels, self.biases) for v in pair]
-        self.momenta = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
-        self.learning_rate = tf.constant([m.learning_rate for m in members], tf.float32)
-        self.clipnorm = tf.constant([m.clipnorm or 0.0 for m in members], tf.float32)
-        self.momentum = tf.constant([m.momentum for m in members], tf.float32)
-        self.active = tf.Variable(tf.ones(len(members), tf.bool), trainable=False)
+        self._shapes = list(itertools.pairwise([n_features, *architecture.hidden_widths, 1]))
         k, n = len(members), len(self.layers)
-        # Per member, as GradientStats: norm, rel_norm, update_ratio, zero_frac, nonfinite.
-        self.sums = tf.Variable(tf.zeros((k, n, 5)), trainable=False)
-        self.norm_max = tf.Variable(tf.zeros((k, n)), trainable=False)
-        self.global_sum = tf.Variable(tf.zeros(k), trainable=False)
-        self.global_max = tf.Variable(tf.zeros(k), trainable=False)
-        self.steps = tf.Variable(tf.zeros(k), trainable=False)
-        self.loss_sum = tf.Variable(tf.zeros(k), trainable=False)
-        self.hits = tf.Variable(tf.zeros(k), trainable=False)
-        self.seen = tf.Variable(0.0, trainable=False)
-        self._sizes = tf.constant([float(a * b) for a, b in shapes])
-        self._zero_tol = float(zero_tol)
 
-    @staticmethod
-    def _stack(name: str, values: List[np.ndarray]) -> tf.Variable:
-        return tf.Variable(np.stack(values).astype(np.float32), name=name)
+        def variable(shape) -> tf.Variable:
+            return tf.Variable(tf.zeros(shape), trainable=False)
+
+        self.kernels = [tf.Variable(tf.zeros((k, a, b)), name=f"kernel_{i}") for i, (a, b) in enumerate(self._shapes)]
+        self.biases = [tf.Variable(tf.zeros((k, b)), name=f"bias_{i}") for i, (_, b) in enumerate(self._shapes)]
+        self.variables = [v for pair in zip(self.kernels, self.biases) for v in pair]
+        self.momenta = [variable(v.shape) for v in self.variables]
+        self.learning_rate, self.clipnorm, self.momentum = variable(k), variable(k), variable(k)
+        self.active = tf.Variable(tf.ones(k, tf.bool), trainable=False)
+        # Per member, as GradientStats: norm, rel_norm, update_ratio, zero_frac, nonfinite.
+        self.sums, self.norm_max = variable((k, n, 5)), variable((k, n))
+        self.global_sum, self.global_max, self.steps = variable(k), variable(k), variable(k)
+        self.loss_sum, self.hits, self.seen = variable(k), variable(k), variable(())
+        self._sizes = tf.constant([float(a * b) for a, b in self._shapes])
+        self._zero_tol = float(zero_tol)
+        self.batch_size = batch_size
+        # Traced once per net: a reused net (reset) trains its next members without tracing.
+        self.train_epoch = tf.function(self._train_epoch)
+        self._losses = tf.function(self.losses)
+        self._preactivations = tf.function(lambda x: self.forward(x)[1])
+        self.reset(members)
+
+    def reset(self, members: Sequence[Member]) -> None:
+        """Gives the net these members (as many as it was built for): their initial weights,
+        hyperparameters and fresh optimizer state, all active. What was traced for the net
+        stays valid, so a later population of the same shape is not traced again."""
+        if len(members) != len(self.learning_rate.numpy()):
+            raise ValueError(f"this net holds {len(self.learning_rate.numpy())} members, got {len(members)}")
+        for member in members:
+            if (member.model.activation, member.model.hidden_widths) != (
+                self.architecture.activation,
+                self.architecture.hidden_widths,
+            ):
+                raise ValueError("every member of a population has the population's activation and widths")
+        self.members = list(members)
+        for i, shape in enumerate(self._shapes):
+            self.kernels[i].assign(np.stack([self._kernel(m, i, shape) for m in members]))
+            self.biases[i].assign(np.stack([self._bias(m, i, shape[1]) for m in members]))
+        for momentum in self.momenta:
+            momentum.assign(tf.zeros_like(momentum))
+        self.learning_rate.assign([m.learning_rate for m in members])
+        self.clipnorm.assign([m.clipnorm or 0.0 for m in members])
+        self.momentum.assign([m.momentum for m in members])
+        self.active.assign(tf.ones_like(self.active))
 
     def _kernel(self, member: Member, index: int, shape: Tuple[int, int]) -> np.ndarray:
         # The initial values the same trial alone gets (gradsweep.model.network.initialize).
@@ -133,6 +152,22 @@ class StackedNet:
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits), axis=[1, 2])
         right = tf.cast(tf.equal(tf.cast(tf.sigmoid(logits) > 0.5, y.dtype), y), tf.float32)
         return loss, tf.reduce_sum(right, axis=[1, 2])
+
+    def _train_epoch(self, order: tf.Tensor, x: tf.Tensor, y: tf.Tensor) -> None:
+        """One epoch of every member over the rows of ``x``, ``y`` in its own ``order [K, rows]``."""
+        batch = self.batch_size
+        full, rest = divmod(int(order.shape[1]), batch)
+        for s in tf.range(full):
+            index = order[:, s * batch : (s + 1) * batch]
+            self.step(tf.gather(x, index), tf.gather(y, index))
+        if rest:
+            index = order[:, full * batch :]
+            self.step(tf.gather(x, index), tf.gather(y, index))
+
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[np.ndarray, np.ndarray]:
+        """Each member's loss and share right on ``x``, ``y`` (shared by all)."""
+        loss, right = self._losses(x, y)
+        return np.asarray(loss, dtype=float), np.asarray(right, dtype=float) / int(x.shape[0])
 
     def step(self, x: tf.Tensor, y: tf.Tensor) -> None:
         """One SGD step of every active member on its own batch ``x [K, B, F]``, ``y [K, B, 1]``."""
@@ -220,8 +255,7 @@ class StackedNet:
 
     def saturation(self, x: tf.Tensor) -> List[Dict[str, float]]:
         """Per member, :class:`~gradsweep.model.gradstats.SaturationProbe`'s shares on ``x``."""
-        _, pre = self.forward(x)
-        values = [np.asarray(h) for h in pre]
+        values = [np.asarray(h) for h in self._preactivations(x)]
         out = []
         for k in range(len(self.members)):
             stats: Dict[str, float] = {}

@@ -102,3 +102,18 @@ def test_configs_that_do_not_share_a_graph_are_refused(data):
     with pytest.raises(ValueError, match="SGD"):
         adam = replace(_config(), optimizer=OptimizerConfig(name="adam"))
         train_population([adam], data, [1])
+
+
+def test_a_kept_net_trains_its_next_members_as_a_new_net_would(data):
+    from gradsweep.training import population
+
+    first = [_config(0.3, 0.05), _config(0.5, 0.01, momentum=0.9)]
+    then = [_config(0.2, 0.1, clipnorm=0.5), _config(0.4, 0.02)]
+    population._NETS.clear()
+    train_population(first, data, [1, 2])
+    kept = train_population(then, data, [3, 4])  # the same shape: the kept net, reset, no tracing
+    population._NETS.clear()
+    fresh = train_population(then, data, [3, 4])
+    assert all(m.reused_model for m in kept) and not any(m.reused_model for m in fresh)
+    for a, b in zip(kept, fresh):  # to float32 rounding: the threads' reductions sum in their own order
+        assert _deviation(a, b) < 1e-6
