@@ -132,8 +132,8 @@ def train_population(
     probe = tf.constant(x_probe, tf.float32)
 
     results = [TrainResult(reused_model=reused) for _ in configs]
-    for result in results:
-        result.timings["build"] = time.perf_counter() - start
+    for result in results:  # a member's share of the population's time, as for every part
+        result.timings["build"] = (time.perf_counter() - start) / k
     _measure_init(net, results, x_probe, y_probe)
     orders = _orders(seeds, rows)
     early = [
