@@ -5,6 +5,8 @@ reproduces it alone."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -13,6 +15,7 @@ import optuna
 import pytest
 from conftest import run_gradsweep, sqlite_stores
 from mlflow import MlflowClient
+from optuna.trial import TrialState
 
 from gradsweep.keys import Tag
 
@@ -84,3 +87,32 @@ def test_a_population_of_adam_nets_is_refused_before_anything_runs(tmp_path):
     assert done.returncode == 2
     assert "sweep.population: populations train plain SGD nets" in done.stdout and "'adam'" in done.stdout
     assert not (tmp_path / "o.db").exists() and not (tmp_path / "m.db").exists()
+
+
+@pytest.mark.slow
+def test_a_group_killed_mid_training_is_run_again_one_by_one_with_its_params_and_seeds(tmp_path):
+    from test_workers_faults import _start, _storage, _wait_for_trial_in_progress, check_exactly_once
+
+    tracking = f"sqlite:///{tmp_path}/m.db"
+    MlflowClient(tracking).search_experiments()  # the schema, before processes race to create it
+    args = [
+        "+sweep=smoke", "optimizer=sgd", "model.init=random_normal", f"+sweep.space.model.init_std={SPACE}",
+        "sweep.population=3", "sweep.n_workers=2", "sweep.n_trials=6", "sweep.name=groups", "train.epochs=30",
+        "data.n_samples=1500", f"tracking.uri={tracking}", f"tracking.artifacts={tmp_path}/artifacts",
+    ]  # fmt: skip
+    journal = str(tmp_path / "sweeps" / "groups" / "optuna.journal")
+    process = _start(args, tmp_path)
+    try:
+        victim = _wait_for_trial_in_progress("groups", journal, process)
+        worker = victim.user_attrs["worker"]
+        os.kill(int(worker.rsplit(":", 2)[1]), signal.SIGKILL)
+        running = optuna.load_study(study_name="groups", storage=_storage(journal)).get_trials()
+        lost = [t.number for t in running if t.state == TrialState.RUNNING and t.user_attrs.get("worker") == worker]
+        output, _ = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, output[-3000:]
+    assert len(lost) > 1, "the kill should land in a group of several trials"
+    study = optuna.load_study(study_name="groups", storage=_storage(journal))
+    check_exactly_once(study, MlflowClient(tracking), 6, lost)
