@@ -7,14 +7,17 @@ at least two regimes, each with a few trials, it fits the regime classifier to t
 whose regime is least certain (highest entropy), discounted near points already taken, so
 that new trials land on the boundaries and apart from each other. Trials still running
 count as taken, so several workers do not crowd one spot; nothing is kept outside the
-study, so a resumed sweep goes on where it stopped.
+study, so a resumed sweep goes on where it stopped. Under :meth:`BoundarySampler.fixing` it
+samples the other keys given some fixed values (a population's shared keys): the classifier
+still sees the whole space, and the candidates carry the fixed values.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import optuna
@@ -68,6 +71,16 @@ class BoundarySampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._n_startup_trials, self._min_per_regime = n_startup_trials, min_per_regime
         self._n_candidates, self._spacing = n_candidates, spacing
+        self._fixed: Dict[str, Any] = {}
+
+    @contextmanager
+    def fixing(self, fixed: Dict[str, Any]) -> Iterator[None]:
+        """Trials asked inside take ``fixed``'s values and sample the other keys."""
+        self._fixed = dict(fixed)
+        try:
+            yield
+        finally:
+            self._fixed = {}
 
     def reseed_rng(self) -> None:
         self._space_filling.reseed_rng()
@@ -89,12 +102,13 @@ class BoundarySampler(BaseSampler):
             and (regime := TrialRecord.read(t.user_attrs).regime) in REGIMES
             and set(search_space) <= set(t.params)
         ]
+        fixed = {k: v for k, v in self._fixed.items() if k in search_space}
         if not self._leads(Counter(regime for _, regime in labelled), len(labelled)):
-            return self._space_filling.sample_relative(study, trial, search_space)
+            return {**self._space_filling.sample_relative(study, trial, search_space), **fixed}
         encoder = SpaceEncoder(search_space)
         model = RegimeModel(encoder, [p for p, _ in labelled], [r for _, r in labelled])
         taken = [t.params for t in trials if t.number != trial.number and set(search_space) <= set(t.params)]
-        return self._least_certain(model, taken)
+        return self._least_certain(model, taken, fixed)
 
     def _leads(self, counts: Counter, labelled: int) -> bool:
         """Whether the classifier chooses the next point (else the space-filling start)."""
@@ -102,12 +116,12 @@ class BoundarySampler(BaseSampler):
             return False
         return min(counts.values()) >= self._min_per_regime or labelled >= 4 * self._n_startup_trials
 
-    def _least_certain(self, model: RegimeModel, taken: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def _least_certain(self, model: RegimeModel, taken: List[Dict[str, Any]], fixed: Dict[str, Any]) -> Dict[str, Any]:
         from scipy.stats import qmc
 
         sobol = qmc.Sobol(model.encoder.dimensions, scramble=True, seed=self._rng)
         cube = sobol.random_base2(int(np.ceil(np.log2(self._n_candidates))))
-        candidates = model.encoder.decode(cube)
+        candidates = [{**c, **fixed} for c in model.encoder.decode(cube)]
         score = entropy(model.proba(candidates))
         if taken and self._spacing > 0:
             gap = self._spacing * len(taken) ** (-1.0 / model.encoder.dimensions)

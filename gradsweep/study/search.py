@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from typing import Any, Dict
+import warnings
+from typing import Any, Dict, Iterator
 
 import numpy as np
 import optuna
@@ -124,3 +126,21 @@ def make_pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
         return cls(**options)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sweep.pruner_options: {err}") from None
+
+
+@contextlib.contextmanager
+def fixing(study: optuna.Study, fixed: Dict[str, Any]) -> Iterator[None]:
+    """Trials asked inside take ``fixed``'s values; the study's sampler samples the rest: the
+    boundary sampler given the fixed values, any other through Optuna's PartialFixedSampler."""
+    sampler = study.sampler
+    if isinstance(sampler, BoundarySampler):
+        with sampler.fixing(fixed):
+            yield
+        return
+    with warnings.catch_warnings():  # PartialFixedSampler is "experimental" since Optuna 2.4
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
+    try:
+        yield
+    finally:
+        study.sampler = sampler

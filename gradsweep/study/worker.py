@@ -30,7 +30,7 @@ from gradsweep.retry import patient
 from gradsweep.study.lock import SweepLock
 from gradsweep.study.objective import Objective
 from gradsweep.study.recovery import Recovery
-from gradsweep.study.search import suggest
+from gradsweep.study.search import fixing, suggest
 from gradsweep.study.storage import open_study
 from gradsweep.tracking.store import Tracker
 from gradsweep.training.device import configure, threads_for
@@ -118,7 +118,7 @@ def _next_group(
 ) -> tuple[List[optuna.Trial], bool]:
     """Under the lock: up to ``size`` claimed trials that share every swept key outside
     ``MEMBER_KEYS`` (the first sampled freely, the others by the study's sampler with those
-    keys fixed), and whether the sweep is done."""
+    keys fixed, see :func:`fixing`), and whether the sweep is done."""
     with lock:
         recovery.reclaim(study)
         n = counts(study)
@@ -134,16 +134,12 @@ def _next_group(
         params = suggest(first, objective.space)
         group = [first]
         fixed = {k: v for k, v in params.items() if k not in MEMBER_KEYS}
-        sampler = study.sampler
-        study.sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
-        try:
+        with fixing(study, fixed):
             for _ in range(min(size, free) - 1):
                 trial = patient(study.ask, "starting a trial")
                 objective.claim(trial)
                 suggest(trial, objective.space)
                 group.append(trial)
-        finally:
-            study.sampler = sampler
         return group, False
 
 
