@@ -123,25 +123,43 @@ def train_population(
         for c, s in zip(configs, seeds)
     ]
     net, reused = _net(first, data.x_train.shape[1], members)
-    k, rows = len(configs), len(data.x_train)
-    x_train = tf.constant(data.x_train, tf.float32)
-    y_train = tf.constant(data.y_train.reshape(-1, 1), tf.float32)
-    x_val, y_val = tf.constant(data.x_val, tf.float32), tf.constant(data.y_val.reshape(-1, 1), tf.float32)
-    n_probe = min(first.train.probe_size, rows)
-    x_probe, y_probe = data.x_train[:n_probe], data.y_train[:n_probe].reshape(-1, 1)
-    probe = tf.constant(x_probe, tf.float32)
-
     results = [TrainResult(reused_model=reused) for _ in configs]
     for result in results:  # a member's share of the population's time, as for every part
-        result.timings["build"] = (time.perf_counter() - start) / k
-    _measure_init(net, results, x_probe, y_probe)
-    orders = _orders(seeds, rows)
+        result.timings["build"] = (time.perf_counter() - start) / len(configs)
+    n_probe = min(first.train.probe_size, len(data.x_train))
+    _measure_init(net, results, data.x_train[:n_probe], data.y_train[:n_probe].reshape(-1, 1))
     early = [
         _EarlyStopping(c.train.early_stopping_patience) if c.train.early_stopping_patience else None for c in configs
     ]
-    running = np.ones(k, bool)
     fit_start = time.perf_counter()
-    for number in range(1, first.train.epochs + 1):
+    _train_epochs(net, data, seeds, first.train.epochs, n_probe, results, listeners, early)
+    seconds = time.perf_counter() - fit_start
+    for result, stopper in zip(results, early):
+        result.seconds = seconds
+        result.final = dict(result.epochs[-1]) if result.epochs else {}
+        if stopper is not None and stopper.best_epoch is not None and not result.diverged:
+            result.final = dict(result.epochs[stopper.best_epoch])
+    return results
+
+
+def _train_epochs(
+    net: StackedNet,
+    data: Dataset,
+    seeds: Sequence[int],
+    epochs: int,
+    n_probe: int,
+    results: List[TrainResult],
+    listeners: Sequence[Sequence[EpochListener]],
+    early: Sequence[Optional[_EarlyStopping]],
+) -> None:
+    """The epochs, until the last member stops: each member's record, listeners and stop."""
+    x_train = tf.constant(data.x_train, tf.float32)
+    y_train = tf.constant(data.y_train.reshape(-1, 1), tf.float32)
+    x_val, y_val = tf.constant(data.x_val, tf.float32), tf.constant(data.y_val.reshape(-1, 1), tf.float32)
+    probe = tf.constant(data.x_train[:n_probe], tf.float32)
+    orders = _orders(seeds, len(data.x_train))
+    running = np.ones(len(results), bool)
+    for number in range(1, epochs + 1):
         clock = time.perf_counter()
         net.reset_epoch()
         net.train_epoch(_next_orders(orders), x_train, y_train)
@@ -153,20 +171,13 @@ def train_population(
             metrics.update(saturation[m])
             running[m] = not _end_of_epoch(results[m], number, metrics, listeners[m], early[m])
         net.active.assign(running)
-        spent = time.perf_counter() - clock
-        for m in range(k):
-            name = "first_epoch" if number == 1 else "later_epochs"
-            results[m].timings[name] = results[m].timings.get(name, 0.0) + spent / k
+        share = (time.perf_counter() - clock) / len(results)
+        name = "first_epoch" if number == 1 else "later_epochs"
+        for result in results:
+            result.timings[name] = result.timings.get(name, 0.0) + share
         if not running.any():
             break
         stopping.check()  # Ctrl-C / SIGTERM: after every member's listeners have logged this epoch
-    seconds = time.perf_counter() - fit_start
-    for result, stopper in zip(results, early):
-        result.seconds = seconds
-        result.final = dict(result.epochs[-1]) if result.epochs else {}
-        if stopper is not None and stopper.best_epoch is not None and not result.diverged:
-            result.final = dict(result.epochs[stopper.best_epoch])
-    return results
 
 
 def _end_of_epoch(
