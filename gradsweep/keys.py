@@ -71,7 +71,7 @@ class Tag:
     DIVERGED, DIVERGED_EPOCH = "diverged", "diverged_epoch"
     EPOCHS_RUN = "epochs_run"
     REUSED_MODEL = "reused_model"
-    POPULATION = "population"  # trained in one graph with others: "<first trial's run name>/<size>"
+    POPULATION = "population"  # trained in one graph with others: "trial-<first trial's number>/<size>"
     REGIME, REGIME_DETAIL, REGIME_EVIDENCE = "regime", "regime.detail", "regime.evidence"
     THEORY_PHASE, THEORY_CHI1, MEASURED_CHI1 = "theory.phase", "theory.chi1", "measured.chi1"
     BEST_TRIAL = "best.trial_number"

@@ -107,7 +107,8 @@ class Objective:
         prepared = [self._member(trial) for trial in trials]
         try:
             data = self._data_for(prepared[0][0].config)
-            recorded = record_population([m for m, _, _ in prepared], data, self.tracker, parent=self.parent)
+            group = f"trial-{trials[0].number:03d}"  # the first trial's run name
+            recorded = record_population([m for m, _, _ in prepared], data, self.tracker, group, parent=self.parent)
             values = [self._conclude(t, r, p[1], data) for t, r, p in zip(trials, recorded, prepared)]
         except BaseException:
             for _, _, started in prepared:

@@ -258,11 +258,11 @@ class Member:
 
 
 def record_population(
-    members: Sequence[Member], data: Dataset, tracker: Tracker, parent: Optional[Run] = None
+    members: Sequence[Member], data: Dataset, tracker: Tracker, group: str, parent: Optional[Run] = None
 ) -> List[Recorded]:
     """Trains ``members`` as one population (:func:`train_population`) and records each as
     :func:`run_recorded` records a lone training: one MLflow run each, with the same params,
-    metrics, artifacts and verdict, and a ``population`` tag (group and size). Every run
+    metrics, artifacts and verdict, and a ``population`` tag, ``<group>/<size>``. Every run
     ends FINISHED, FAILED or KILLED."""
     from gradsweep.training.population import train_population
 
@@ -271,9 +271,9 @@ def record_population(
     runs: List[Run] = []
     with contextlib.ExitStack() as ending:
         try:
-            group = {Tag.POPULATION: f"{members[0].name.split(' ')[0]}/{len(members)}"}
+            tag = {Tag.POPULATION: f"{group}/{len(members)}"}
             for i, member in enumerate(members):
-                run = _open(member.config, data, member.seed, tracker, member.name, {**member.tags, **group}, parent)
+                run = _open(member.config, data, member.seed, tracker, member.name, {**member.tags, **tag}, parent)
                 runs.append(run)
                 status[i] = "FAILED"
                 ending.callback(lambda run, i: run.finish(status[i]), run, i)
