@@ -42,7 +42,8 @@ def kernel_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initia
     return keras.initializers.get({"class_name": cfg.init, "config": {"seed": seed}})
 
 
-def _bias_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
+def bias_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
+    """The configured bias initializer: zeros, or a normal of ``bias_init_std``."""
     if cfg.bias_init_std == 0:
         return keras.initializers.Zeros()
     return keras.initializers.RandomNormal(stddev=cfg.bias_init_std, seed=seed)
@@ -79,7 +80,7 @@ def initialize(model: keras.Model, cfg: ModelConfig, seed: int) -> None:
         # Each layer gets its own seed so layers of equal shape do not start identical.
         _assign(dense.kernel, kernel_initializer(cfg, seed + 2 * i))
         if dense.bias is not None:
-            _assign(dense.bias, _bias_initializer(cfg, seed + 2 * i + 1))
+            _assign(dense.bias, bias_initializer(cfg, seed + 2 * i + 1))
         if cfg.batchnorm:
             bn = model.get_layer(f"bn_{i:02d}")
             for variable, initializer in (

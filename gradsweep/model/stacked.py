@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from gradsweep import keys
 from gradsweep.config import ModelConfig
-from gradsweep.model.network import _bias_initializer, hidden_name, kernel_initializer
+from gradsweep.model.network import bias_initializer, hidden_name, kernel_initializer
 from gradsweep.model.theory import ACTIVATIONS
 
 
@@ -128,7 +128,7 @@ class StackedNet:
     def _bias(self, member: Member, index: int, width: int) -> np.ndarray:
         if index == len(self.hidden):
             return np.zeros(width, np.float32)
-        return np.asarray(_bias_initializer(member.model, member.seed + 2 * index + 1)((width,), dtype="float32"))
+        return np.asarray(bias_initializer(member.model, member.seed + 2 * index + 1)((width,), dtype="float32"))
 
     def forward(self, x: tf.Tensor) -> Tuple[tf.Tensor, List[tf.Tensor]]:
         """Logits ``[K, B, 1]`` and the hidden pre-activations of ``x``: ``[K, B, F]``, or
