@@ -109,8 +109,8 @@ def smoke_sweep(tmp: Path) -> Tuple[Path, dict, subprocess.CompletedProcess]:
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory) -> Tuple[Path, dict, subprocess.CompletedProcess]:
     """One smoke sweep (3 trials), shared by the command tests that read it back (it is the
-    expensive part). tests/commands/test_sweep.py resumes and extends it in order; a test
-    that adds runs it does not expect (``rerun``) makes its own with :func:`smoke_sweep`."""
+    expensive part). A test file that adds runs to it (tests/commands/test_sweep.py,
+    test_rerun.py) makes its own with :func:`smoke_sweep`."""
     return smoke_sweep(tmp_path_factory.mktemp("smoke"))
 
 

@@ -1,7 +1,7 @@
 """`python -m gradsweep` as a user runs it (gradsweep/commands/run.py and sweep.py): sweeps
-and single runs into real stores, then read back. The smoke sweep is conftest's `smoke`
-fixture, shared with tests/commands/test_report.py; the tests here resume and extend it in
-file order."""
+and single runs into real stores, then read back. The tests here resume and extend one
+smoke sweep in file order, so it is this module's own: the files that only read conftest's
+shared one may run on another worker, before or after these."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ import math
 import optuna
 import pandas as pd
 import pytest
-from conftest import compose_config, run_gradsweep
+from conftest import compose_config, run_gradsweep, smoke_sweep
 from mlflow import MlflowClient
 
 from gradsweep.diagnosis.regime import REGIMES
 
 SMOKE_EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return smoke_sweep(tmp_path_factory.mktemp("sweep"))
 
 
 def _args(stores: dict, *extra: str) -> list[str]:
