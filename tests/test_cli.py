@@ -62,6 +62,8 @@ CASES: Dict[str, Case] = {
     "unknown activation": Case(sweep("model.activation=swish2"), "model.activation"),
     "unknown optimizer": Case(sweep("optimizer.name=adamw2"), "optimizer.name"),
     "unknown initializer": Case(sweep("model.init=he_weird"), "model.init"),
+    "unknown normalisation": Case(sweep("model.norm=group"), "model.norm"),
+    "the old batchnorm key": Case(sweep("model.batchnorm=true"), "model.batchnorm"),
     "unknown key": Case(sweep("model.depht=3"), "model.depht"),
     "unknown group option": Case(sweep("data=nope"), "data"),
     "unknown sweep": Case(("+sweep=nope",), "sweep/nope"),
@@ -91,11 +93,11 @@ CASES: Dict[str, Case] = {
     "n_workers 0": Case(sweep("sweep.n_workers=0"), "sweep.n_workers"),
     "population 0": Case(sweep("sweep.population=0"), "sweep.population"),
     "a population of Adam nets": Case(sweep("sweep.population=8"), "sweep.population"),
-    "a population over BatchNorm": Case(
+    "a population over normalisations": Case(
         sweep(
             "optimizer=sgd",
             "sweep.population=8",
-            "+sweep.space.model.batchnorm={type:categorical,choices:[false,true]}",
+            "+sweep.space.model.norm={type:categorical,choices:[none,batch]}",
         ),
         "sweep.population",
     ),

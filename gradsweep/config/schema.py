@@ -23,6 +23,8 @@ from gradsweep.errors import ConfigError
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "elu", "selu", "gelu", "linear")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+# Normalisation between each hidden Dense layer and its activation.
+NORMS = ("none", "batch", "layer")
 # Keras initializer names; the ones in STD_INITIALIZERS take model.init_std.
 INITIALIZERS = (
     "glorot_uniform",
@@ -113,7 +115,10 @@ class ModelConfig:
         init: Keras initializer name for the kernels.
         init_std: standard deviation for initializers that take one.
         bias_init_std: standard deviation of a normal bias initializer; 0 = zeros.
-        batchnorm: BatchNormalization between each Dense and its activation.
+        norm: normalisation between each Dense and its activation, one of ``NORMS``:
+            ``batch`` (BatchNormalization) or ``layer`` (LayerNormalization).
+        residual: a skip connection around each hidden block (Dense, norm, activation),
+            through a linear projection where the widths differ.
         dropout: dropout rate after each hidden activation; 0 = none.
     """
 
@@ -124,13 +129,15 @@ class ModelConfig:
     init: str = "glorot_uniform"
     init_std: float = 0.05
     bias_init_std: float = 0.0
-    batchnorm: bool = False
+    norm: str = "none"
+    residual: bool = False
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
         finite(self, "model")
         one_of(self.activation, ACTIVATIONS, "model.activation")
         one_of(self.init, INITIALIZERS, "model.init")
+        one_of(self.norm, NORMS, "model.norm")
         check(1 <= self.depth <= MAX_DEPTH, "model.depth", f"must be in [1, {MAX_DEPTH}], got {self.depth}")
         check(1 <= self.width <= MAX_WIDTH, "model.width", f"must be in [1, {MAX_WIDTH}], got {self.width}")
         if self.widths is not None:
@@ -262,6 +269,9 @@ class RegimeConfig:
         vanish_ratio: the input-side hidden layer's gradient below this fraction of the
             output-side hidden layer's means gradients vanish with depth.
         explode_ratio: above this multiple, they grow with depth (explode).
+        early_epochs: the first epochs read for an explosion that training then damps
+            (BatchNorm nets' is largest in the first epoch).
+        early_explode_ratio: the same ratio in any of those epochs above this: exploding.
         zero_frac: a layer with at least this share of exactly-zero gradient entries
             gets no signal (with saturation or dead units, the reason).
         saturation: share of unit-example pairs on the flat part that counts as saturated.
@@ -274,6 +284,8 @@ class RegimeConfig:
 
     vanish_ratio: float = 1e-2
     explode_ratio: float = 1e2
+    early_epochs: int = 3
+    early_explode_ratio: float = 1e2
     zero_frac: float = 0.9
     saturation: float = 0.9
     dead: float = 0.5
@@ -285,6 +297,8 @@ class RegimeConfig:
         finite(self, "regime")
         check(0 < self.vanish_ratio < 1, "regime.vanish_ratio", "must be in (0, 1)")
         check(self.explode_ratio > 1, "regime.explode_ratio", "must be > 1")
+        check(self.early_epochs >= 0, "regime.early_epochs", "must be >= 0 (0 = off)")
+        check(self.early_explode_ratio > 1, "regime.early_explode_ratio", "must be > 1")
         for key in ("zero_frac", "saturation", "dead"):
             check(0 < getattr(self, key) <= 1, f"regime.{key}", "must be in (0, 1]")
         check(
@@ -338,10 +352,12 @@ class Config:
             self._check_population(space)
 
     def _check_population(self, space: Dict[str, Any]) -> None:
-        """Populations train plain SGD nets so far: no BatchNorm, no dropout, SGD only."""
+        """Populations train plain SGD nets so far: no normalisation, no skip connections,
+        no dropout, SGD only."""
         plain = {
             "optimizer.name": ("sgd",),
-            "model.batchnorm": (False,),
+            "model.norm": ("none",),
+            "model.residual": (False,),
             "model.dropout": (0, 0.0),
         }
         for name, allowed in plain.items():
@@ -354,7 +370,8 @@ class Config:
             check(
                 not bad,
                 "sweep.population",
-                f"populations train plain SGD nets (optimizer sgd, no batchnorm, no dropout); {name} is {bad[0]!r}"
+                f"populations train plain SGD nets (optimizer sgd, norm none, no residual, no dropout); "
+                f"{name} is {bad[0]!r}"
                 if bad
                 else "",
             )

@@ -140,6 +140,7 @@ def diagnose(result: TrainResult, model: ModelConfig, rules: RegimeConfig, layer
         _large_updates(trial),
         flat_units,  # the cause, named before the depth profile it produces
         _depth_profile(trial),
+        _early_growth(trial),
         _init_profile(trial),
         unexplained_zeros,  # underflow with no flat units to blame: the depth profile says why
         _size_against_weights(trial),
@@ -262,6 +263,37 @@ def _depth_profile(trial: _Trial) -> _Evidence:
     return _Evidence(facts=facts)
 
 
+def _mode(model: ModelConfig) -> str:
+    """How the probes read the net: BatchNorm as it trains, with the batch's statistics."""
+    return " (BatchNorm with batch statistics, as in training)" if model.norm == "batch" else ""
+
+
+def _early_growth(trial: _Trial) -> _Evidence:
+    """The depth profile of :func:`_depth_profile` in each of the first
+    ``rules.early_epochs`` epochs, the largest kept as ``early_ratio``: above
+    ``rules.early_explode_ratio`` exploding. An explosion that training damps within an
+    epoch or two (BatchNorm nets', the largest in epoch 1) leaves the median untouched."""
+    hidden, count = trial.hidden, min(trial.rules.early_epochs, len(trial.epochs))
+    if len(hidden) < 2 or count == 0:
+        return _Evidence()
+    first = trial.series(keys.grad(hidden[0], "norm_mean"))[:count]
+    last = trial.series(keys.grad(hidden[-1], "norm_mean"))[:count]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(last > 0, first / last, np.nan)
+    worst = _argmax(ratios)
+    if worst < 0:
+        return _Evidence()
+    facts = {"early_ratio": float(ratios[worst])}
+    if ratios[worst] > trial.rules.early_explode_ratio:
+        return _exploding(
+            "early_growth",
+            f"layer {hidden[0]} gradient {ratios[worst]:.3g}x that of {hidden[-1]} in epoch {worst + 1} "
+            f"(the largest of epochs 1-{count}){_mode(trial.model)}: gradients grow toward the input",
+            facts,
+        )
+    return _Evidence(facts=facts)
+
+
 def _init_profile(trial: _Trial) -> _Evidence:
     """The same depth profile at initialisation, from the mean per-example squared
     gradient with respect to the pre-activations (``grad/<layer>/preact_sq`` in
@@ -278,8 +310,8 @@ def _init_profile(trial: _Trial) -> _Evidence:
     ratio = math.sqrt(first / last)
     facts = {"init_ratio": ratio}
     where = (
-        f"at initialisation, the per-example gradient at {hidden[0]}'s pre-activations is {ratio:.3g}x "
-        f"that at {hidden[-1]}'s"
+        f"at initialisation{_mode(trial.model)}, the per-example gradient at {hidden[0]}'s pre-activations "
+        f"is {ratio:.3g}x that at {hidden[-1]}'s"
     )
     if ratio > trial.rules.explode_ratio:
         return _exploding("depth_growth", where, facts)

@@ -23,7 +23,8 @@ plus ``grad/global_norm`` (and ``grad/global_norm_max``) over all trainable vari
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import keras
 import numpy as np
@@ -125,7 +126,8 @@ class InstrumentedModel(keras.Model):
     """A functional model that records gradient statistics in its own ``train_step``.
 
     Build it like any functional model, ``InstrumentedModel(inputs=..., outputs=...)``;
-    every Dense layer's kernel is recorded. Compile it with a loss.
+    the kernels of the Dense layers named in ``recorded`` are recorded (every Dense
+    layer's when it is None). Compile it with a loss.
 
     ``grad_stats`` is deliberately not among ``metrics``: steps return only loss and
     accuracy (nothing per layer crosses into Python during an execution), and
@@ -133,9 +135,11 @@ class InstrumentedModel(keras.Model):
     start and reads ``grad_stats.result()`` at its end.
     """
 
-    def __init__(self, *args, zero_tol: float = 1e-12, **kwargs):
+    def __init__(self, *args, recorded: Optional[Sequence[str]] = None, zero_tol: float = 1e-12, **kwargs):
         super().__init__(*args, **kwargs)
         dense = [layer for layer in self.layers if isinstance(layer, keras.layers.Dense)]
+        if recorded is not None:
+            dense = [self.get_layer(name) for name in recorded]
         self.stat_layers: List[str] = [layer.name for layer in dense]
         position = {id(v): i for i, v in enumerate(self.trainable_variables)}
         self._kernel_index = [position[id(layer.kernel)] for layer in dense]
@@ -224,14 +228,50 @@ def apply_and_capture(
     return moves
 
 
+def batch_statistics(model: keras.Model) -> bool:
+    """Whether the probes call ``model`` in training mode: a BatchNorm net normalises with
+    the batch's statistics as it trains, while in inference mode at initialisation its
+    moving statistics (mean 0, variance 1) leave the signal as it is, a different net."""
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+
+@contextmanager
+def state_kept(model: keras.Model) -> Iterator[None]:
+    """Puts back ``model``'s non-trainable state (BatchNorm's moving statistics, the dropout
+    masks' random state) after a training-mode probe, so that measuring changes nothing."""
+    variables = list(model.non_trainable_variables)
+    saved = [tf.identity(v) for v in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+
+
 def probe_gradient_norms(model: InstrumentedModel, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
     """Kernel-gradient L2 norms on one batch, without touching the weights (step 0)."""
-    with tf.GradientTape() as tape:
-        y_pred = model(x, training=False)
-        loss = model.compute_loss(x=x, y=tf.convert_to_tensor(y), y_pred=y_pred, training=False)
+    training = batch_statistics(model)
+    with state_kept(model), tf.GradientTape() as tape:
+        y_pred = model(x, training=training)
+        loss = model.compute_loss(x=x, y=tf.convert_to_tensor(y), y_pred=y_pred, training=training)
     kernels = model._kernels()
     grads = tape.gradient(loss, kernels)
     return {layer: float(tf.norm(g)) for layer, g in zip(model.stat_layers, grads)}
+
+
+def preactivation_profile(model: keras.Model, hidden: Sequence[str], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean over examples of the squared gradient of the summed loss with respect to each
+    hidden Dense layer's output, input layer first, in the mode the net trains in (see
+    :func:`batch_statistics`): what :func:`gradsweep.model.theory.backprop_profile`
+    computes for plain nets, for any net, in float32. Summed, not averaged, so that a
+    plain net's row for an example is that example's own gradient."""
+    taps = keras.Model(model.input, [*(model.get_layer(name).output for name in hidden), model.output])
+    training = batch_statistics(model)
+    with state_kept(model), tf.GradientTape() as tape:
+        *pre, y_pred = taps(tf.constant(x), training=training)
+        loss = tf.reduce_sum(keras.losses.binary_crossentropy(tf.constant(y, dtype=y_pred.dtype), y_pred))
+    grads = tape.gradient(loss, pre)
+    return np.array([float(tf.reduce_mean(tf.reduce_sum(tf.square(g), axis=1))) for g in grads])
 
 
 class SaturationProbe:
@@ -242,8 +282,9 @@ class SaturationProbe:
     units flat on every example of the batch: dead ReLUs, fully saturated sigmoids).
 
     Args:
-        model: the model; its hidden pre-activations are read at ``bn_XX`` (batchnorm)
-            or ``dense_XX`` outputs.
+        model: the model; its hidden pre-activations are read after each hidden Dense
+            layer's normalisation (``bn_XX``, ``ln_XX``), or at its output, in the mode
+            the net trains in (see :func:`batch_statistics`).
         hidden: names of the hidden Dense layers, input to output.
         activation: the hidden activation's name.
     """
@@ -252,18 +293,27 @@ class SaturationProbe:
         if activation not in ACTIVATIONS:
             raise ValueError(f"no saturation rule for activation {activation!r}")
         names = {layer.name for layer in model.layers}
-        # BatchNorm sits between Dense i and its activation: read h after it.
-        taps = [n.replace("dense_", "bn_", 1) if n.replace("dense_", "bn_", 1) in names else n for n in hidden]
+        # A normalisation sits between Dense i and its activation: read h after it.
+        taps = []
+        for name in hidden:
+            after = [name.replace("dense_", prefix, 1) for prefix in ("bn_", "ln_")]
+            taps.append(next((n for n in after if n in names), name))
         self.hidden = list(hidden)
         self.activation = activation
         self._flat = ACTIVATIONS[activation].flat
+        self._model = model
+        self.training = batch_statistics(model)
         probe = keras.Model(model.input, [model.get_layer(t).output for t in taps])
         # Traced once: an eager call of a deep model every epoch costs more than the trace.
-        self._probe = tf.function(lambda inputs: probe(inputs, training=False))
+        self._probe = tf.function(lambda inputs: probe(inputs, training=self.training))
 
     def measure(self, x: tf.Tensor) -> Dict[str, float]:
         """Saturation and dead shares per hidden layer on batch ``x`` (same shape each call)."""
-        outputs = self._probe(x)
+        if self.training:
+            with state_kept(self._model):
+                outputs = self._probe(x)
+        else:
+            outputs = self._probe(x)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         stats: Dict[str, float] = {}
         for layer, h in zip(self.hidden, outputs):

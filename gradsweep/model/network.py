@@ -1,9 +1,11 @@
 """The network and its optimizer, built from the config.
 
 Layer names are part of the public interface (MLflow keys ``grad/<layer>/...``): hidden
-layer ``i`` from the input is ``dense_{i:02d}`` (its BatchNormalization ``bn_{i:02d}``,
-its activation ``act_{i:02d}``, its dropout ``dropout_{i:02d}``); the sigmoid output
-unit is ``output``.
+layer ``i`` from the input is ``dense_{i:02d}`` (its normalisation ``bn_{i:02d}`` or
+``ln_{i:02d}``, its activation ``act_{i:02d}``, its dropout ``dropout_{i:02d}``, and in a
+residual net the projection ``skip_{i:02d}`` where its block changes width and the sum
+``add_{i:02d}``); the sigmoid output unit is ``output``. Only the ``dense_XX`` and
+``output`` kernels are recorded.
 """
 
 from __future__ import annotations
@@ -49,47 +51,65 @@ def bias_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initiali
     return keras.initializers.RandomNormal(stddev=cfg.bias_init_std, seed=seed)
 
 
+def norm_name(cfg: ModelConfig, index: int) -> str:
+    """The name of hidden layer ``index``'s normalisation; "" when the net has none."""
+    return {"batch": f"bn_{index:02d}", "layer": f"ln_{index:02d}"}.get(cfg.norm, "")
+
+
+def projects(cfg: ModelConfig, n_features: int, index: int) -> bool:
+    """Whether residual block ``index`` needs a projection: its input and output widths differ."""
+    widths = [n_features, *cfg.hidden_widths]
+    return cfg.residual and widths[index] != widths[index + 1]
+
+
 def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 1e-12) -> InstrumentedModel:
-    """Builds the MLP: [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> sigmoid,
-    with the initial values of ``seed`` (see :func:`initialize`)."""
+    """Builds the MLP: [Dense -> (norm) -> activation -> (Dropout) (+ skip)] x depth ->
+    sigmoid, with the initial values of ``seed`` (see :func:`initialize`)."""
     inputs = keras.Input(shape=(n_features,), name="features")
     h = inputs
     for i, width in enumerate(cfg.hidden_widths):
         # Placeholder initial values: initialize() draws the real ones, for a new model
-        # and for one reused by a later trial alike.
-        h = keras.layers.Dense(
-            width, name=hidden_name(i), use_bias=not cfg.batchnorm, kernel_initializer="zeros", bias_initializer="zeros"
+        # and for one reused by a later trial alike. BatchNorm's shift replaces the bias.
+        block = keras.layers.Dense(
+            width, name=hidden_name(i), use_bias=cfg.norm != "batch", kernel_initializer="zeros"
         )(h)
-        if cfg.batchnorm:
-            h = keras.layers.BatchNormalization(name=f"bn_{i:02d}")(h)
-        h = keras.layers.Activation(cfg.activation, name=f"act_{i:02d}")(h)
+        if cfg.norm == "batch":
+            block = keras.layers.BatchNormalization(name=norm_name(cfg, i))(block)
+        elif cfg.norm == "layer":
+            block = keras.layers.LayerNormalization(name=norm_name(cfg, i))(block)
+        block = keras.layers.Activation(cfg.activation, name=f"act_{i:02d}")(block)
         if cfg.dropout > 0:
-            h = keras.layers.Dropout(cfg.dropout, seed=_dropout_seed(seed, i), name=f"dropout_{i:02d}")(h)
+            block = keras.layers.Dropout(cfg.dropout, seed=_dropout_seed(seed, i), name=f"dropout_{i:02d}")(block)
+        if cfg.residual:
+            skip = h
+            if projects(cfg, n_features, i):
+                skip = keras.layers.Dense(width, use_bias=False, name=f"skip_{i:02d}", kernel_initializer="zeros")(h)
+            block = keras.layers.Add(name=f"add_{i:02d}")([skip, block])
+        h = block
     outputs = keras.layers.Dense(1, activation="sigmoid", name="output", kernel_initializer="zeros")(h)
-    model = InstrumentedModel(inputs=inputs, outputs=outputs, name="mlp", zero_tol=zero_tol)
+    model = InstrumentedModel(inputs=inputs, outputs=outputs, recorded=layer_names(cfg), name="mlp", zero_tol=zero_tol)
     initialize(model, cfg, seed)
     return model
 
 
 def initialize(model: keras.Model, cfg: ModelConfig, seed: int) -> None:
     """Gives every layer of a model built by :func:`build_model` the initial values of
-    ``seed``: kernels and biases, BatchNorm's scale, shift and moving statistics, and the
-    dropout masks' random state. The only place that decides initial values."""
+    ``seed``: kernels and biases, the normalisation's scale, shift and moving statistics,
+    the skip projections and the dropout masks' random state. The only place that
+    decides initial values."""
     for i in range(len(cfg.hidden_widths)):
         dense = model.get_layer(hidden_name(i))
         # Each layer gets its own seed so layers of equal shape do not start identical.
         _assign(dense.kernel, kernel_initializer(cfg, seed + 2 * i))
         if dense.bias is not None:
             _assign(dense.bias, bias_initializer(cfg, seed + 2 * i + 1))
-        if cfg.batchnorm:
-            bn = model.get_layer(f"bn_{i:02d}")
-            for variable, initializer in (
-                (bn.gamma, bn.gamma_initializer),
-                (bn.beta, bn.beta_initializer),
-                (bn.moving_mean, bn.moving_mean_initializer),
-                (bn.moving_variance, bn.moving_variance_initializer),
-            ):
-                _assign(variable, initializer)
+        if cfg.norm != "none":
+            # Scale 1, shift 0, moving mean 0 and variance 1: the layers' own initializers.
+            for variable in model.get_layer(norm_name(cfg, i)).variables:
+                _assign(variable, keras.initializers.get("ones" if variable.name in ONES else "zeros"))
+        if projects(cfg, model.input.shape[-1], i):
+            # A projection only matches widths: a plain Glorot map, whatever the kernels' init.
+            _assign(model.get_layer(f"skip_{i:02d}").kernel, keras.initializers.GlorotUniform(seed=seed + 500 + i))
         if cfg.dropout > 0:
             state = model.get_layer(f"dropout_{i:02d}").seed_generator.state
             state.assign(np.array([_dropout_seed(seed, i), 0], dtype=state.dtype))
@@ -97,6 +117,10 @@ def initialize(model: keras.Model, cfg: ModelConfig, seed: int) -> None:
     # The read-out keeps Keras' default initializer, as in the tutorial's models.
     _assign(output.kernel, keras.initializers.GlorotUniform(seed=seed + 999))
     _assign(output.bias, keras.initializers.Zeros())
+
+
+# Normalisation variables that start at one (the rest start at zero).
+ONES = ("gamma", "moving_variance")
 
 
 def _dropout_seed(seed: int, index: int) -> int:

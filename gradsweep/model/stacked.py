@@ -63,8 +63,8 @@ class StackedNet:
     ):
         if not members:
             raise ValueError("a population needs at least one member")
-        if architecture.batchnorm or architecture.dropout > 0:
-            raise ValueError("population training covers plain nets: no BatchNorm, no dropout")
+        if architecture.norm != "none" or architecture.residual or architecture.dropout > 0:
+            raise ValueError("population training covers plain nets: no normalisation, no skip connections, no dropout")
         self.architecture = architecture
         self.activation = architecture.activation
         self.hidden = [hidden_name(i) for i in range(len(architecture.hidden_widths))]

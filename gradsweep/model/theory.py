@@ -8,6 +8,16 @@ toward the input (Poole et al. 2016; Schoenholz et al. 2017, "Deep Information
 Propagation"): chi_1 < 1 is the ordered (vanishing) phase, > 1 the chaotic (exploding)
 one. :func:`measured_factor` reads the same factor off a real network at init, so the
 two can be shown side by side; the verdict uses only the measurement.
+
+Normalised nets have their own factor, from the same mean-field argument with the
+normalisation's scale 1 / std taken at its wide-net value (:func:`normalised_chi1`).
+BatchNorm with batch statistics sets each unit to zero mean and unit variance over the
+batch, so chi_1 = E[phi'(z)^2] / Var[phi(z)], z ~ N(0, 1), whatever sigma_w: pi / (pi - 1)
+for ReLU, the large-batch limit of Yang et al. 2019, "A Mean Field Theory of Batch
+Normalization" (gradients explode with depth for every activation but the linear one).
+LayerNorm divides each example by the root mean square of its pre-activations, so
+chi_1 = sigma_w^2 E[phi'(z)^2] / (sigma_w^2 E[phi(z)^2] + sigma_b^2): 1 for ReLU and
+linear nets without biases, at any sigma_w. Residual nets have no theory here.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from functools import cache
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
+from scipy.integrate import quad
 from scipy.special import erf
 
 # Keras' TruncatedNormal cuts at 2 std: the kept variance is 0.774 std^2.
@@ -140,6 +151,33 @@ def critical_sigma_w2(activation: str, sigma_b2: float, low: float = 0.05, high:
     return math.sqrt(low * high)
 
 
+def normalised_chi1(norm: str, activation: str, sigma_w2: float, sigma_b2: float) -> float:
+    """Per-layer growth of the squared gradient norm toward the input in a wide net with
+    ``norm`` ("batch" or "layer") between each Dense layer and its activation."""
+    phi, dphi = ACTIVATIONS[activation].phi, ACTIVATIONS[activation].dphi
+    slope, square = _gaussian_mean(lambda z: dphi(z) ** 2), _gaussian_mean(lambda z: phi(z) ** 2)
+    if norm == "batch":
+        return slope / (square - _gaussian_mean(phi) ** 2)
+    if norm == "layer":
+        return sigma_w2 * slope / (sigma_w2 * square + sigma_b2)
+    raise ValueError(f"no normalised theory for norm {norm!r}")
+
+
+def _gaussian_mean(f: Callable[[np.ndarray], np.ndarray]) -> float:
+    """E[f(z)], z ~ N(0, 1), integrated on each side of 0: the ReLU family's derivatives
+    jump there, which Gauss-Hermite nodes (one sits at 0) get wrong by a few per cent."""
+    density = lambda z: float(f(np.array([z]))[0]) * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return sum(quad(density, a, b)[0] for a, b in ((-math.inf, 0.0), (0.0, math.inf)))
+
+
+# Where each prediction comes from, as the theory.source tag says.
+SOURCES = {
+    "none": "mean field (Schoenholz et al. 2017)",
+    "batch": "mean field with BatchNorm, large batch (Yang et al. 2019)",
+    "layer": "mean field with LayerNorm",
+}
+
+
 @dataclass
 class Prediction:
     """What theory says about one configuration."""
@@ -148,6 +186,7 @@ class Prediction:
     sigma_b2: float
     chi1: float
     phase: str  # "ordered" (vanishing), "critical", "chaotic" (exploding)
+    source: str = SOURCES["none"]
 
 
 def predict(
@@ -156,19 +195,33 @@ def predict(
     init_std: float,
     bias_init_std: float,
     width: int,
-    batchnorm: bool = False,
+    norm: str = "none",
+    residual: bool = False,
     tolerance: float = 0.05,
 ) -> Optional[Prediction]:
-    """Theory for hidden layers of ``width`` units; None where it does not apply."""
-    if batchnorm or activation not in ACTIVATIONS:  # BatchNorm breaks the plain recursion
-        return None
+    """Theory for hidden layers of ``width`` units; None where it does not apply (see
+    :func:`no_theory`)."""
     sigma_w2 = weight_variance(init, init_std, width, width)
-    if sigma_w2 is None:
+    if no_theory(activation, init, residual) or sigma_w2 is None:
         return None
     sigma_b2 = bias_init_std**2
-    value = chi1(activation, sigma_w2, sigma_b2)
+    if norm == "none":
+        value = chi1(activation, sigma_w2, sigma_b2)
+    else:
+        value = normalised_chi1(norm, activation, sigma_w2, sigma_b2)
     phase = "critical" if abs(math.log(value)) <= tolerance else ("ordered" if value < 1 else "chaotic")
-    return Prediction(sigma_w2=sigma_w2, sigma_b2=sigma_b2, chi1=value, phase=phase)
+    return Prediction(sigma_w2=sigma_w2, sigma_b2=sigma_b2, chi1=value, phase=phase, source=SOURCES[norm])
+
+
+def no_theory(activation: str, init: str, residual: bool) -> str:
+    """Why no prediction applies to this configuration ("" when one does)."""
+    if residual:
+        return "none for residual nets here"
+    if activation not in ACTIVATIONS:
+        return f"none for activation {activation}"
+    if weight_variance(init, 1.0, 1, 1) is None:
+        return f"none for init {init}: no single weight variance"
+    return ""
 
 
 def backprop_profile(

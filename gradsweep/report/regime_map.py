@@ -29,7 +29,7 @@ from gradsweep.model.theory import critical_sigma_w2, weight_variance
 COLOURS = {"vanishing": "#3b6fb6", "exploding": "#d1495b", "healthy": "#2e9e57", "diverged": "#222222"}
 MARKERS = {"COMPLETE": "o", "PRUNED": "x"}
 # Key statistics of the verdict, as trials.csv columns (see gradsweep.regime).
-FACTS = ("depth_ratio", "init_ratio", "max_rel_norm")
+FACTS = ("depth_ratio", "early_ratio", "init_ratio", "max_rel_norm")
 # One-step changes that can move a trial to healthy: (param, value that is the remedy).
 REMEDIES = [
     ("data.scale", True),
@@ -39,7 +39,9 @@ REMEDIES = [
     ("model.init", "glorot_uniform"),
     ("model.init", "glorot_normal"),
     ("optimizer.clipnorm", "set"),
-    ("model.batchnorm", True),
+    ("model.norm", "batch"),
+    ("model.norm", "layer"),
+    ("model.residual", True),
     ("optimizer.name", "adam"),
 ]
 
@@ -178,6 +180,9 @@ def theory_std(fixed: Dict[str, object], activation: Optional[object]) -> Option
     activation = activation or fixed.get("model.activation")
     init, width = fixed.get("model.init"), fixed.get("model.width")
     if not activation or not init or not width:
+        return None
+    # Normalised nets' chi_1 does not cross 1 along init std; residual nets have no theory here.
+    if str(fixed.get("model.norm", "none")) != "none" or str(fixed.get("model.residual", False)) == "True":
         return None
     return critical_std(
         str(activation), str(init), int(str(width)), float(str(fixed.get("model.bias_init_std", 0.0))) ** 2

@@ -19,13 +19,13 @@ import pandas as pd
 import yaml
 
 from gradsweep import keys
-from gradsweep.config import Config, flatten
+from gradsweep.config import Config, ModelConfig, flatten
 from gradsweep.data.datasets import Dataset
 from gradsweep.diagnosis import flow_figure
 from gradsweep.diagnosis.regime import Verdict, diagnose
 from gradsweep.keys import Artifact, Tag
 from gradsweep.model.network import layer_names
-from gradsweep.model.theory import Prediction, predict
+from gradsweep.model.theory import Prediction, no_theory, predict
 from gradsweep.tracking.store import Run, Tracker
 from gradsweep.training.loop import EpochListener, TrainResult, train
 
@@ -79,18 +79,29 @@ def theory_for(config: Config) -> Optional[Prediction]:
     """Mean-field prediction for the hidden layers (the narrowest width), if it applies."""
     model = config.model
     return predict(
-        model.activation, model.init, model.init_std, model.bias_init_std, min(model.hidden_widths), model.batchnorm
+        model.activation,
+        model.init,
+        model.init_std,
+        model.bias_init_std,
+        min(model.hidden_widths),
+        model.norm,
+        model.residual,
     )
 
 
-def _verdict_tags(verdict: Verdict, theory: Optional[Prediction], result: TrainResult) -> Dict[str, str]:
+def _verdict_tags(
+    verdict: Verdict, theory: Optional[Prediction], result: TrainResult, model: ModelConfig
+) -> Dict[str, str]:
     tags = {
         Tag.REGIME: verdict.regime,
         Tag.REGIME_DETAIL: verdict.detail or "-",
         Tag.REGIME_EVIDENCE: verdict.summary[:500],
+        Tag.THEORY_SOURCE: no_theory(model.activation, model.init, model.residual) or "none",
     }
     if theory is not None:
-        tags.update({Tag.THEORY_PHASE: theory.phase, Tag.THEORY_CHI1: f"{theory.chi1:.4g}"})
+        tags.update(
+            {Tag.THEORY_PHASE: theory.phase, Tag.THEORY_CHI1: f"{theory.chi1:.4g}", Tag.THEORY_SOURCE: theory.source}
+        )
     if keys.MEASURED_CHI1 in result.init:
         tags[Tag.MEASURED_CHI1] = f"{result.init[keys.MEASURED_CHI1]:.4g}"
     return tags
@@ -159,7 +170,9 @@ def _step0_metrics(result: TrainResult, theory: Optional[Prediction], timings: D
     return step0
 
 
-def _outcome_tags(result: TrainResult, verdict: Verdict, theory: Optional[Prediction]) -> Dict[str, Any]:
+def _outcome_tags(
+    result: TrainResult, verdict: Verdict, theory: Optional[Prediction], model: ModelConfig
+) -> Dict[str, Any]:
     """How training ended and what it was judged, as the run's tags."""
     return {
         Tag.STOP_REASON: result.stop_reason,
@@ -167,7 +180,7 @@ def _outcome_tags(result: TrainResult, verdict: Verdict, theory: Optional[Predic
         Tag.REUSED_MODEL: str(result.reused_model).lower(),
         Tag.EPOCHS_RUN: len(result.epochs),
         **({Tag.DIVERGED_EPOCH: result.diverged_epoch} if result.diverged else {}),
-        **_verdict_tags(verdict, theory, result),
+        **_verdict_tags(verdict, theory, result, model),
     }
 
 
@@ -177,11 +190,12 @@ def _log_outcome(
     result: TrainResult,
     verdict: Verdict,
     theory: Optional[Prediction],
+    model: ModelConfig,
     timings: Dict[str, float],
 ) -> None:
     """Logs the step-0 metrics and the outcome tags, and puts the regime in the run's name."""
     run.log_metrics(_step0_metrics(result, theory, timings), step=0)
-    run.set_tags(_outcome_tags(result, verdict, theory))
+    run.set_tags(_outcome_tags(result, verdict, theory, model))
     run.rename(f"{name} [{verdict.regime}]")  # the runs table shows the regime beside the name
 
 
@@ -205,7 +219,7 @@ def _conclude(run: Run, config: Config, result: TrainResult, seed: int, name: st
     _log_artifacts(run, config, result, verdict, seed)
     laps.lap("verdict_artifacts")
     laps.timings.update(result.timings)  # before logging: step 0 holds the training's parts too
-    _log_outcome(run, name, result, verdict, theory, laps.timings)
+    _log_outcome(run, name, result, verdict, theory, config.model, laps.timings)
     laps.lap("logging")  # what the epochs' metrics left to send goes out with the tags
     return Recorded(result, verdict, theory, run, laps.timings)
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 from gradsweep import keys, stopping
 from gradsweep.config import Config
 from gradsweep.data.datasets import Dataset
-from gradsweep.model.gradstats import SaturationProbe, probe_gradient_norms
+from gradsweep.model.gradstats import SaturationProbe, preactivation_profile, probe_gradient_norms
 from gradsweep.model.theory import backprop_profile, measured_factor
 from gradsweep.training.compiled import CompiledModels
 
@@ -113,15 +113,21 @@ class _Recorder(keras.callbacks.Callback):
         stopping.check()  # Ctrl-C / SIGTERM: after this epoch's listeners have logged it
 
 
+# The layers of a plain MLP, whose profile is computed in float64 from its weights.
+_PLAIN = (keras.layers.InputLayer, keras.layers.Dense, keras.layers.Activation, keras.layers.Dropout)
+
+
 def init_profile(model: keras.Model, hidden: Sequence[str], activation: str, x, y) -> Dict[str, float]:
     """At initialisation, per hidden layer: the mean per-example squared gradient norm
     with respect to its pre-activations (``grad/<layer>/preact_sq``), and the per-layer
-    factor by which it grows toward the input (``measured/chi1``), in float64.
+    factor by which it grows toward the input (``measured/chi1``).
 
-    Empty for BatchNorm nets, where the plain MLP recursion does not hold.
+    Plain nets are computed in float64 from their weights (a vanishing profile leaves
+    float32's range at depth); normalised and residual ones by TensorFlow, in the mode
+    they train in.
     """
-    if any(layer.name.startswith("bn_") for layer in model.layers):
-        return {}
+    if not all(isinstance(layer, _PLAIN) for layer in model.layers):
+        return _profile_stats(preactivation_profile(model, hidden, x, y), hidden)
     dense = [model.get_layer(name) for name in hidden]
     output = model.get_layer("output")
     return profile_stats(
@@ -147,7 +153,10 @@ def profile_stats(
     y: np.ndarray,
 ) -> Dict[str, float]:
     """:func:`init_profile` of a plain net given by its weights."""
-    profile = backprop_profile(kernels, biases, out_w, out_b, activation, x, y)
+    return _profile_stats(backprop_profile(kernels, biases, out_w, out_b, activation, x, y), hidden)
+
+
+def _profile_stats(profile: np.ndarray, hidden: Sequence[str]) -> Dict[str, float]:
     stats = {keys.grad(name, keys.PREACT_SQ): float(v) for name, v in zip(hidden, profile)}
     if len(hidden) >= 4:
         factor = measured_factor(profile, trim=max(1, len(hidden) // 8))

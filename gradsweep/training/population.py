@@ -28,7 +28,8 @@ from gradsweep.training.loop import EpochListener, TrainResult, profile_stats, s
 GRAPH_KEYS = (
     "model.activation",
     "model.hidden_widths",
-    "model.batchnorm",
+    "model.norm",
+    "model.residual",
     "model.dropout",
     "optimizer.name",
     "train.batch_size",

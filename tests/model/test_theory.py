@@ -87,11 +87,11 @@ def test_profile_does_not_underflow_at_depth():
     assert np.all(profile > 0) and profile[0] < 1e-60  # 0.056^63: far below float32's range
 
 
-def test_predict_names_the_phase_and_skips_batchnorm():
+def test_predict_names_the_phase_and_skips_residual_nets():
     assert predict("tanh", "random_normal", math.sqrt(1.0 / 128), math.sqrt(0.05), 128).phase == "ordered"
     assert predict("tanh", "random_normal", math.sqrt(1.76 / 128), math.sqrt(0.05), 128).phase == "critical"
     assert predict("relu", "random_normal", math.sqrt(4.0 / 128), 0.0, 128).phase == "chaotic"
     assert predict("relu", "he_normal", 0.05, 0.0, 128).phase == "critical"
-    assert predict("tanh", "glorot_uniform", 0.05, 0.0, 64, batchnorm=True) is None
+    assert predict("tanh", "glorot_uniform", 0.05, 0.0, 64, residual=True) is None
     assert predict("tanh", "zeros", 0.05, 0.0, 64) is None
     assert keras.initializers.get("he_normal") is not None

@@ -16,7 +16,7 @@ from gradsweep.training.loop import train
 BASE = Config(
     data=DataConfig(name="moons", n_samples=200),
     model=ModelConfig(
-        activation="tanh", depth=3, width=8, init="random_normal", init_std=0.5, batchnorm=True, dropout=0.2
+        activation="tanh", depth=3, width=8, init="random_normal", init_std=0.5, norm="batch", dropout=0.2
     ),
     optimizer=OptimizerConfig(name="adam", learning_rate=0.01, clipnorm=1.0),
     train=TrainConfig(epochs=3, batch_size=16, keep_compiled=2),
@@ -67,7 +67,7 @@ def test_a_diverged_model_is_reset_for_the_next_trial():
     plain = _with(
         BASE,
         activation="linear",
-        batchnorm=False,
+        norm="none",
         dropout=0.0,
         clipnorm=None,
         name="sgd",
@@ -96,7 +96,9 @@ def test_only_values_reset_per_trial_share_a_compiled_model():
         dict(activation="relu"),
         dict(depth=4),
         dict(width=9),
-        dict(batchnorm=False),
+        dict(norm="none"),
+        dict(norm="layer"),
+        dict(residual=True),
         dict(dropout=0.0),
         dict(name="sgd"),
         dict(clipnorm=None),
