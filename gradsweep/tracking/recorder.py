@@ -112,7 +112,7 @@ def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed:
     (folder / Artifact.REGIME).write_text(verdict.to_json())
     table = epoch_table(result)
     table.to_csv(folder / Artifact.EPOCHS, index=False)
-    flow_figure.gradient_flow(table, layer_names(config.model), folder / Artifact.GRADIENT_FLOW)
+    flow_figure.gradient_flow(table, layer_names(config.model), folder / Artifact.GRADIENT_FLOW, verdict)
     replay = asdict(config)
     replay["train"]["seed"] = seed  # `gradsweep rerun` trains with exactly this seed
     replay.pop("sweep", None)

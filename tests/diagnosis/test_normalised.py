@@ -12,11 +12,12 @@ import pytest
 from gradsweep import keys
 from gradsweep.config import Config, DataConfig, ModelConfig, TrainConfig
 from gradsweep.data.datasets import load
+from gradsweep.diagnosis.flow_figure import gradient_flow
 from gradsweep.diagnosis.regime import diagnose
 from gradsweep.model.gradstats import SaturationProbe, preactivation_profile, probe_gradient_norms
 from gradsweep.model.network import build_model, layer_names
 from gradsweep.model.theory import normalised_chi1, predict
-from gradsweep.tracking.recorder import theory_for
+from gradsweep.tracking.recorder import epoch_table, theory_for
 from gradsweep.training.loop import train
 
 
@@ -52,10 +53,14 @@ def test_probes_read_batch_statistics_and_leave_the_state_as_it_was():
     dead = [v for k, v in probe.measure(x).items() if k.endswith("/dead")]
     assert probe.training and max(dead) < 0.1, dead
 
+
 @pytest.mark.slow
-def test_deep_batchnorm_relu_explodes_early_and_its_shallow_twin_is_healthy():
+def test_deep_batchnorm_relu_explodes_early_and_its_shallow_twin_is_healthy(tmp_path):
     config, result, verdict = _trained(DataConfig(), activation="relu", depth=48, norm="batch")
     assert verdict.regime == "exploding", verdict.evidence
+    # The trial's figure marks the layers the evidence names, beside the profile at init.
+    marked = gradient_flow(epoch_table(result), layer_names(config.model), tmp_path / "flow.png", verdict)
+    assert {"dense_00", "dense_47"} <= set(marked) and (tmp_path / "flow.png").stat().st_size > 0
     early = [s for s in verdict.evidence if "the largest of epochs 1-3" in s]
     assert early and "batch statistics" in early[0], verdict.evidence
     assert any(s.startswith("at initialisation (BatchNorm with batch statistics") for s in verdict.evidence)
