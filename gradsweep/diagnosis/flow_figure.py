@@ -81,17 +81,18 @@ def _named(verdict: Optional[Verdict], layers: Sequence[str]) -> List[str]:
 
 
 def _init_profile(ax, table: pd.DataFrame, layers: Sequence[str], named: Sequence[str]) -> None:
-    """Root mean per-example squared gradient at each hidden layer's pre-activations at
-    initialisation (``grad/<layer>/preact_sq``), on the heatmap's rows."""
+    """log10 of the root mean per-example squared gradient at each hidden layer's
+    pre-activations at initialisation (``grad/<layer>/preact_sq``), on the heatmap's rows;
+    a linear axis of logs, as a log axis' tick labels cost a fifth of the figure."""
     init = table.loc[table["epoch"] == 0]
     rows = [
         (i, float(init[column].iloc[0]))
         for i, layer in enumerate(layers)
         if (column := keys.grad(layer, keys.PREACT_SQ)) in init and len(init)
     ]
-    rows = [(i, math.sqrt(v)) for i, v in rows if math.isfinite(v) and v > 0]
-    ax.set_title("per-example gradient at init", fontsize=8)
-    ax.set_xlabel("|dL/dh| (pre-activations)")
+    rows = [(i, 0.5 * math.log10(v)) for i, v in rows if math.isfinite(v) and v > 0]
+    ax.set_title("per-example gradient at init\n(red: named by the verdict)", fontsize=8)
+    ax.set_xlabel("log10 |dL/dh|, pre-activations")
     if not rows:
         ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", fontsize=8)
         return
@@ -99,7 +100,4 @@ def _init_profile(ax, table: pd.DataFrame, layers: Sequence[str], named: Sequenc
     ax.plot(xs, ys, marker="o", ms=3, lw=1, color="tab:blue")
     marked = [(x, y) for x, y in zip(xs, ys) if layers[y] in named]
     if marked:
-        ax.plot(*zip(*marked), ls="", marker="o", ms=6, mfc="none", color="crimson", label="named by the verdict")
-        ax.legend(fontsize=7, loc="best", frameon=False)
-    ax.set_xscale("log")
-    ax.grid(alpha=0.3)
+        ax.plot(*zip(*marked), ls="", marker="o", ms=6, mfc="none", color="crimson")
