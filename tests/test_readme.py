@@ -47,7 +47,8 @@ VENV_BIN = Path(sys.executable).parent
 VENV_TOOLS = ("python", "gradsweep", "mlflow", "pre-commit")
 RUN_ID = "<run_id>"  # the README's placeholder; a trial of the tour's smoke sweep stands in
 SWEEP_FILE = "conf/sweep/mine.yaml"
-SERVER_WAIT_S = 60
+# mlflow ui starts four workers; on two loaded cores each can take most of a minute.
+SERVER_WAIT_S = 180
 
 
 @dataclass(frozen=True)

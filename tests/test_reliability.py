@@ -155,6 +155,30 @@ def test_two_first_runs_at_once_in_a_new_folder_both_succeed(tmp_path):
     assert set(_statuses(tmp_path).values()) == {"FINISHED"}
 
 
+OPEN_STORE = """
+import sys
+from gradsweep.config import TrackingConfig
+from gradsweep.tracking.store import Tracker
+Tracker(TrackingConfig(uri=sys.argv[1], artifacts=sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6])  # both inside MLflow's migrations of a new store
+def test_a_store_whose_creation_was_killed_opens_on_the_next_run(tmp_path, delay):
+    args = [sys.executable, "-c", OPEN_STORE, f"sqlite:///{tmp_path}/m.db", str(tmp_path / "artifacts")]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any((tmp_path / name).exists() for name in ("m.db", "m.db.creating")):
+        assert first.poll() is None and time.monotonic() < deadline, "no store file appeared"
+        time.sleep(0.005)
+    time.sleep(delay)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-1500:]
+    assert MlflowClient(f"sqlite:///{tmp_path}/m.db").search_experiments()
+
+
 def test_runs_left_running_are_ended_on_the_next_start(tmp_path):
     done = run_gradsweep(*SMOKE, *_stores(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]

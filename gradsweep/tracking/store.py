@@ -156,6 +156,22 @@ class _Link:
         return policy(attempt)
 
 
+def _create_store(db: Path, uri: str) -> None:
+    """Makes a new SQLite store's tables in a file beside ``db`` that then takes its name.
+
+    MLflow's migrations are dozens of steps, each committed alone: a process killed among
+    them would leave a store no later run can open or migrate (``_alembic_tmp_*`` tables).
+    Called under the store's file lock, so no other process makes the same file.
+    """
+    fresh = db.with_name(db.name + ".creating")
+    fresh.unlink(missing_ok=True)  # a killed process's half-made store
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{fresh.resolve()}").search_experiments(max_results=1)
+        os.replace(fresh, db)
+    except Exception as err:
+        raise TrackingError(f"tracking.uri: cannot create MLflow store {redact(uri)}: {_reason(err)}") from None
+
+
 def _is_database(uri: str) -> bool:
     return uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
 
@@ -187,6 +203,8 @@ class Tracker:
         # Two first runs at once would both create MLflow's tables (and one fail): on a
         # local file, the first makes them while the other waits.
         with FileLock(f"{db}.gradsweep-lock") if db is not None else contextlib.nullcontext():
+            if db is not None and not db.exists():
+                _create_store(db, cfg.uri)
             self._open(cfg)
 
     def _open(self, cfg: TrackingConfig) -> None:
