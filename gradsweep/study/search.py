@@ -12,6 +12,7 @@ import optuna
 
 from gradsweep.config import ConfigError, ParamSpec, SweepConfig
 from gradsweep.study.boundary import BoundarySampler
+from gradsweep.study.grid import GroupedGridSampler
 
 
 def suggest(trial: optuna.Trial, space: Dict[str, ParamSpec]) -> Dict[str, Any]:
@@ -90,7 +91,7 @@ def make_sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
     """The sampler named by ``sweep.sampler`` with ``sweep.sampler_options``."""
     options = dict(sweep.sampler_options)
     cls = {
-        "grid": optuna.samplers.GridSampler,
+        "grid": GroupedGridSampler,
         "random": optuna.samplers.RandomSampler,
         "qmc": optuna.samplers.QMCSampler,
         "tpe": optuna.samplers.TPESampler,
@@ -101,7 +102,7 @@ def make_sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
     check_options(cls, options, "sweep.sampler_options")
     try:
         if sweep.sampler == "grid":
-            return optuna.samplers.GridSampler(grid(sweep.params()), **options)
+            return GroupedGridSampler(grid(sweep.params()), **options)
         return cls(**options)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sweep.sampler_options: {err}") from None
@@ -131,9 +132,10 @@ def make_pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
 @contextlib.contextmanager
 def fixing(study: optuna.Study, fixed: Dict[str, Any]) -> Iterator[None]:
     """Trials asked inside take ``fixed``'s values; the study's sampler samples the rest: the
-    boundary sampler given the fixed values, any other through Optuna's PartialFixedSampler."""
+    boundary and grid samplers given the fixed values, any other through Optuna's
+    PartialFixedSampler."""
     sampler = study.sampler
-    if isinstance(sampler, BoundarySampler):
+    if isinstance(sampler, (BoundarySampler, GroupedGridSampler)):
         with sampler.fixing(fixed):
             yield
         return

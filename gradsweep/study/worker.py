@@ -27,6 +27,7 @@ from gradsweep.data.datasets import load
 from gradsweep.errors import first_line
 from gradsweep.keys import Tag, TrialAttr
 from gradsweep.retry import patient
+from gradsweep.study.grid import GroupedGridSampler
 from gradsweep.study.lock import SweepLock
 from gradsweep.study.objective import Objective
 from gradsweep.study.recovery import Recovery
@@ -134,8 +135,11 @@ def _next_group(
         params = suggest(first, objective.space)
         group = [first]
         fixed = {k: v for k, v in params.items() if k not in MEMBER_KEYS}
+        members = min(size, free) - 1
+        if isinstance(study.sampler, GroupedGridSampler):  # no repeats to fill a group
+            members = min(members, study.sampler.room(study, fixed))
         with fixing(study, fixed):
-            for _ in range(min(size, free) - 1):
+            for _ in range(members):
                 trial = patient(study.ask, "starting a trial")
                 objective.claim(trial)
                 suggest(trial, objective.space)
