@@ -39,3 +39,32 @@ def test_tanh_at_depth_32_goes_vanishing_healthy_exploding_around_1_76(tmp_path,
     for t in trials:  # width 128: the measured factor agrees with chi_1
         assert t.user_attrs["measured.chi1"] == pytest.approx(t.user_attrs["theory.chi1"], rel=0.15)
     assert (tmp_path / "sweeps/phase/report/report.html").is_file()
+
+
+@pytest.mark.slow
+def test_depth_scale_marks_deep_ordered_nets_untrainable_near_6_xi(tmp_path, monkeypatch):
+    """sigma_w^2 = 1 (6 xi_c = 21.8) trains at depth 16 and not at 48; sigma_w^2 = 1.25
+    (6 xi_c = 40.8) trains at both. The report draws the diagram and measures the distance."""
+    monkeypatch.chdir(tmp_path)
+    config = compose_config(
+        "+sweep=depth_scale",
+        "sweep.space.model.depth.choices=[16,48]",
+        "sweep.space.model.init_std.choices=[0.08839,0.09882]",
+        "sweep.n_trials=4",
+        f"tracking.uri=sqlite:///{tmp_path}/m.db",
+    )
+    run_sweep(config)
+    study = optuna.load_study(
+        study_name="depth_scale",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "sweeps/depth_scale/optuna.journal"))
+        ),
+    )
+    trainable = {
+        (t.params["model.init_std"], t.params["model.depth"]): t.user_attrs["regime.facts"]["trainable"]
+        for t in study.get_trials()
+    }
+    assert trainable == {(0.08839, 16): 1, (0.08839, 48): 0, (0.09882, 16): 1, (0.09882, 48): 1}
+    html = (tmp_path / "sweeps/depth_scale/report/report.html").read_text()
+    assert "sigma_w^2 = 1: trains to depth 16, fails at 48; 6 xi_c = 21.8; distance 0 %" in html
+    assert "sigma_w^2 = 1.25: trains to depth 48, none failed; 6 xi_c = 40.8; distance 18 %" in html

@@ -280,6 +280,9 @@ class RegimeConfig:
         large_rel_norm: some layer's |gradient| / |weights| above this: exploding.
         large_update: a step that moves a layer's weights by more than this multiple of
             their norm is an exploding update.
+        trainable_margin: a trial whose final training accuracy beats the majority class's
+            share of the training rows by at least this much trained (the ``trainable``
+            fact; Schoenholz et al. 2017's criterion, "above chance").
     """
 
     vanish_ratio: float = 1e-2
@@ -292,6 +295,7 @@ class RegimeConfig:
     small_rel_norm: float = 1e-3
     large_rel_norm: float = 1e2
     large_update: float = 1.0
+    trainable_margin: float = 0.05
 
     def __post_init__(self) -> None:
         finite(self, "regime")
@@ -307,6 +311,7 @@ class RegimeConfig:
             "must be > 0 and below regime.large_rel_norm",
         )
         check(self.large_update > 0, "regime.large_update", "must be > 0")
+        check(0 <= self.trainable_margin < 1, "regime.trainable_margin", "must be in [0, 1)")
 
 
 @dataclass

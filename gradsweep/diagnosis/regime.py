@@ -343,3 +343,12 @@ def _size_against_weights(trial: _Trial) -> _Evidence:
             "uniformly_small", f"every layer's gradient is below {finite[top]:.2g} of its weights' norm", facts
         )
     return _Evidence(facts=facts)
+
+
+def trainability(final: Dict[str, float], positive_rate: float, margin: float) -> Dict[str, float]:
+    """Whether training got anywhere, as facts: ``chance`` (the majority class's share of
+    the training rows, what a constant prediction scores) and ``trainable`` (1.0 when the
+    final training accuracy beats it by ``margin``, 0.0 when not or diverged)."""
+    chance = max(positive_rate, 1.0 - positive_rate)
+    accuracy = final.get(keys.TRAIN_ACCURACY, math.nan)
+    return {"chance": chance, "trainable": float(math.isfinite(accuracy) and accuracy >= chance + margin)}

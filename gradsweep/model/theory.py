@@ -151,6 +151,38 @@ def critical_sigma_w2(activation: str, sigma_b2: float, low: float = 0.05, high:
     return math.sqrt(low * high)
 
 
+_Z2, _W2 = np.meshgrid(_Z, _Z, indexing="ij")[0], np.outer(_W, _W)  # E[f(z1, z2)], independent
+
+
+def _pair_mean(f: Callable[[np.ndarray], np.ndarray], q: float, c: float) -> float:
+    """E[f(u1) f(u2)] for unit-pair pre-activations of variance q and correlation c."""
+    u1 = math.sqrt(q) * _Z2
+    u2 = math.sqrt(q) * (c * _Z2 + math.sqrt(max(0.0, 1.0 - c * c)) * _Z2.T)
+    return float(np.sum(_W2 * f(u1) * f(u2)))
+
+
+def correlation_depth(activation: str, sigma_w2: float, sigma_b2: float) -> Optional[float]:
+    """xi_c: the depth scale over which two inputs' correlation reaches its fixed point c*
+    (Schoenholz et al. 2017, eq. 9): 1 / xi_c = -log(sigma_w^2 E[phi'(u1) phi'(u2)]) at c*.
+    In the ordered phase c* = 1 and this is chi_1; in the chaotic phase c* < 1. It diverges
+    at the order-to-chaos boundary; nets deeper than about 6 xi_c do not train. None where
+    q* is unbounded (ReLU and linear nets above criticality)."""
+    q = fixed_point(activation, sigma_w2, sigma_b2)
+    if not math.isfinite(q):
+        return None
+    act = ACTIVATIONS[activation]
+    c = 1.0
+    if chi1(activation, sigma_w2, sigma_b2) > 1.0:  # c* = 1 is unstable: find the other
+        c = 0.0
+        for _ in range(5000):
+            new = (sigma_w2 * _pair_mean(act.phi, q, c) + sigma_b2) / q
+            if abs(new - c) <= 1e-12:
+                break
+            c = new
+    slope = sigma_w2 * _pair_mean(act.dphi, q, c)
+    return math.inf if slope >= 1.0 else -1.0 / math.log(slope)
+
+
 def normalised_chi1(norm: str, activation: str, sigma_w2: float, sigma_b2: float) -> float:
     """Per-layer growth of the squared gradient norm toward the input in a wide net with
     ``norm`` ("batch" or "layer") between each Dense layer and its activation."""

@@ -22,7 +22,7 @@ import pandas as pd
 
 from gradsweep.config import ParamSpec
 from gradsweep.keys import Artifact, StudyAttr
-from gradsweep.report import regime_map, surface
+from gradsweep.report import depth_scale, regime_map, surface
 from gradsweep.study.regime_model import StudyModel
 
 _TEMPLATES = jinja2.Environment(
@@ -72,6 +72,9 @@ class SweepView:
     # (key, regime importance, objective importance or None), most regime-deciding first.
     importance: List[tuple] = field(default_factory=list)
     headline: str = ""
+    # Trainable depth against 6 xi_c, where the sweep crosses depth with init std.
+    depth_scale: List[Image] = field(default_factory=list)
+    depth_words: List[str] = field(default_factory=list)
     columns: List[str] = field(default_factory=list)
     rows: List[List[Cell]] = field(default_factory=list)
 
@@ -143,7 +146,20 @@ def _view(study: optuna.Study, folder: Path) -> tuple[SweepView, List[Path]]:
     if not table.empty:
         view.columns, view.rows = _rows(table, space)
     headline = _headline(study, view, fixed, folder)
-    return view, [folder / "trials.csv", *headline, *maps, *extra]
+    trainable = _depth_scale(table, space, fixed, view, folder)
+    return view, [folder / "trials.csv", *headline, *trainable, *maps, *extra]
+
+
+def _depth_scale(
+    table: pd.DataFrame, space: Dict[str, ParamSpec], fixed: Dict[str, object], view: SweepView, folder: Path
+) -> List[Path]:
+    """The trainable-depth diagram and its distances from 6 xi_c, where they apply."""
+    if table.empty or not depth_scale.applies(table, space, fixed):
+        return []
+    found = depth_scale.columns(table, fixed)
+    path = depth_scale.figure(table, fixed, found, folder)
+    view.depth_scale, view.depth_words = [Image.of(path)], depth_scale.in_words(found)
+    return [path]
 
 
 def _headline(study: optuna.Study, view: SweepView, fixed: Dict[str, object], folder: Path) -> List[Path]:

@@ -29,7 +29,7 @@ from gradsweep.model.theory import critical_sigma_w2, weight_variance
 COLOURS = {"vanishing": "#3b6fb6", "exploding": "#d1495b", "healthy": "#2e9e57", "diverged": "#222222"}
 MARKERS = {"COMPLETE": "o", "PRUNED": "x"}
 # Key statistics of the verdict, as trials.csv columns (see gradsweep.regime).
-FACTS = ("depth_ratio", "early_ratio", "init_ratio", "max_rel_norm")
+FACTS = ("depth_ratio", "early_ratio", "init_ratio", "max_rel_norm", "trainable")
 # One-step changes that can move a trial to healthy: (param, value that is the remedy).
 REMEDIES = [
     ("data.scale", True),
@@ -63,7 +63,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             "theory_chi1": _or_nan(record.theory_chi1),
             "measured_chi1": _or_nan(record.measured_chi1),
             **{k: record.facts.get(k, np.nan) for k in FACTS},
-            **{k: record.metrics.get(k, np.nan) for k in (keys.VAL_LOSS, keys.VAL_ACCURACY)},
+            **{k: record.metrics.get(k, np.nan) for k in (keys.TRAIN_ACCURACY, keys.VAL_LOSS, keys.VAL_ACCURACY)},
             "evidence": record.evidence,
         }
         rows.append(row)

@@ -22,7 +22,7 @@ from gradsweep import keys
 from gradsweep.config import Config, ModelConfig, flatten
 from gradsweep.data.datasets import Dataset
 from gradsweep.diagnosis import flow_figure
-from gradsweep.diagnosis.regime import Verdict, diagnose
+from gradsweep.diagnosis.regime import Verdict, diagnose, trainability
 from gradsweep.keys import Artifact, Tag
 from gradsweep.model.network import layer_names
 from gradsweep.model.theory import Prediction, no_theory, predict
@@ -98,6 +98,8 @@ def _verdict_tags(
         Tag.REGIME_EVIDENCE: verdict.summary[:500],
         Tag.THEORY_SOURCE: no_theory(model.activation, model.init, model.residual) or "none",
     }
+    if "trainable" in verdict.facts:
+        tags[Tag.TRAINABLE] = "true" if verdict.facts["trainable"] else "false"
     if theory is not None:
         tags.update(
             {Tag.THEORY_PHASE: theory.phase, Tag.THEORY_CHI1: f"{theory.chi1:.4g}", Tag.THEORY_SOURCE: theory.source}
@@ -143,10 +145,12 @@ def _epoch_logger(run: Run) -> EpochListener:
     return log_epoch
 
 
-def _judge(config: Config, result: TrainResult) -> Tuple[Verdict, Optional[Prediction]]:
-    """The trial's regime verdict, and what mean-field theory predicted for its model."""
+def _judge(config: Config, result: TrainResult, data: Dataset) -> Tuple[Verdict, Optional[Prediction]]:
+    """The trial's regime verdict with its trainability, and what mean-field theory
+    predicted for its model."""
     theory = theory_for(config)
     verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
+    verdict.facts.update(trainability(result.final, data.positive_rate, config.regime.trainable_margin))
     return verdict, theory
 
 
@@ -213,9 +217,11 @@ def _open(
     return run
 
 
-def _conclude(run: Run, config: Config, result: TrainResult, seed: int, name: str, laps: _Laps) -> Recorded:
+def _conclude(
+    run: Run, config: Config, data: Dataset, result: TrainResult, seed: int, name: str, laps: _Laps
+) -> Recorded:
     """Judges a finished training and logs its verdict, artifacts and step 0 to ``run``."""
-    verdict, theory = _judge(config, result)
+    verdict, theory = _judge(config, result, data)
     _log_artifacts(run, config, result, verdict, seed)
     laps.lap("verdict_artifacts")
     laps.timings.update(result.timings)  # before logging: step 0 holds the training's parts too
@@ -249,7 +255,7 @@ def run_recorded(
         laps.lap("run_setup")
         result = train(config, data, seed, [_epoch_logger(run), *listeners])
         laps.lap("train")
-        recorded = _conclude(run, config, result, seed, name, laps)
+        recorded = _conclude(run, config, data, result, seed, name, laps)
         status = "FINISHED"
         return recorded
     except KeyboardInterrupt:
@@ -306,7 +312,7 @@ def record_population(
             for i, (run, member, result) in enumerate(zip(runs, members, results)):
                 own = _Laps()
                 own.timings.update(shared)
-                out.append(_conclude(run, member.config, result, member.seed, member.name, own))
+                out.append(_conclude(run, member.config, data, result, member.seed, member.name, own))
                 status[i] = "FINISHED"
             return out
         except KeyboardInterrupt:

@@ -8,7 +8,17 @@ import keras
 import numpy as np
 import pytest
 
-from gradsweep.model.theory import backprop_profile, chi1, critical_sigma_w2, measured_factor, predict, weight_variance
+from gradsweep.model.theory import (
+    ACTIVATIONS,
+    backprop_profile,
+    chi1,
+    correlation_depth,
+    critical_sigma_w2,
+    fixed_point,
+    measured_factor,
+    predict,
+    weight_variance,
+)
 
 
 @pytest.mark.parametrize(
@@ -95,3 +105,28 @@ def test_predict_names_the_phase_and_skips_residual_nets():
     assert predict("tanh", "glorot_uniform", 0.05, 0.0, 64, residual=True) is None
     assert predict("tanh", "zeros", 0.05, 0.0, 64) is None
     assert keras.initializers.get("he_normal") is not None
+
+
+def test_correlation_depth_is_chi1_s_in_order_and_diverges_at_the_edge_of_chaos():
+    assert correlation_depth("tanh", 1.0, 0.05) == pytest.approx(-1 / math.log(chi1("tanh", 1.0, 0.05)))
+    edge = critical_sigma_w2("tanh", 0.05)
+    assert edge is not None
+    assert correlation_depth("tanh", edge * 0.999, 0.05) > 300
+    assert correlation_depth("tanh", edge * 1.001, 0.05) > 300
+    assert correlation_depth("relu", 2.5, 0.0) is None  # q* unbounded
+
+
+def test_chaotic_correlation_depth_agrees_with_sampled_pairs():
+    """In the chaotic phase xi_c comes from the correlation map's fixed point c* < 1: sampled
+    by Monte Carlo here, independent of the quadrature."""
+    sigma_w2, sigma_b2 = 4.0, 0.05
+    q = fixed_point("tanh", sigma_w2, sigma_b2)
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.standard_normal((2, 400_000))
+    act, c = ACTIVATIONS["tanh"], 0.5
+    pair = lambda f, c: np.mean(f(np.sqrt(q) * z1) * f(np.sqrt(q) * (c * z1 + np.sqrt(1 - c * c) * z2)))
+    for _ in range(200):
+        c = (sigma_w2 * pair(act.phi, c) + sigma_b2) / q
+    assert 0.1 < c < 0.3
+    sampled = -1 / math.log(sigma_w2 * pair(act.dphi, c))
+    assert correlation_depth("tanh", sigma_w2, sigma_b2) == pytest.approx(sampled, rel=0.03)
