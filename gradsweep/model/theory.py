@@ -17,7 +17,16 @@ for ReLU, the large-batch limit of Yang et al. 2019, "A Mean Field Theory of Bat
 Normalization" (gradients explode with depth for every activation but the linear one).
 LayerNorm divides each example by the root mean square of its pre-activations, so
 chi_1 = sigma_w^2 E[phi'(z)^2] / (sigma_w^2 E[phi(z)^2] + sigma_b^2): 1 for ReLU and
-linear nets without biases, at any sigma_w. Residual nets have no theory here.
+linear nets without biases, at any sigma_w.
+
+Residual nets x_{l+1} = x_l + phi(W x_l + b) (Yang and Schoenholz 2017, "Mean Field
+Residual Networks: On the Edge of Chaos", the reduced residual network) have no fixed
+point: the stream's second moment grows by E[phi(h)^2] a block, and the squared gradient
+by 1 + sigma_w^2 E[phi'(h)^2] toward the input (:func:`residual_profile`). For ReLU that
+is 1 + sigma_w^2 / 2 at every block, an exponential explosion (2 with He init); for tanh the
+pre-activations grow with depth, E[phi'^2] falls like 1 / sqrt(q), and the growth is
+sub-exponential, exp(O(sqrt(depth))): no exponential vanishing or explosion at any
+sigma_w. Normalised residual nets have no theory here.
 """
 
 from __future__ import annotations
@@ -202,11 +211,42 @@ def _gaussian_mean(f: Callable[[np.ndarray], np.ndarray]) -> float:
     return sum(quad(density, a, b)[0] for a, b in ((-math.inf, 0.0), (0.0, math.inf)))
 
 
+def _scaled_mean(f: Callable[[np.ndarray], np.ndarray], q: float) -> float:
+    """E[f(sqrt(q) z)], z ~ N(0, 1)."""
+    root = math.sqrt(q)
+    return _gaussian_mean(lambda z: f(root * z))
+
+
+def residual_profile(
+    activation: str, sigma_w2: float, sigma_b2: float, depth: int, input_moment: float = 1.0
+) -> np.ndarray:
+    """Mean-field E[|dL/dh_l|^2] of a residual net's blocks, input block first, up to one
+    constant: what :func:`backprop_profile` measures on a real one.
+
+    Block l: h_l = W x_l + b, x_{l+1} = x_l + phi(h_l), q_l = sigma_w^2 p_l + sigma_b^2 with
+    p_l the stream's mean square (``input_moment`` entering the first block), and
+    p_{l+1} = p_l + E[phi(h_l)^2]. Toward the input E[|dL/dx_l|^2] = E[|dL/dx_{l+1}|^2]
+    (1 + sigma_w^2 s_l), s_l = E[phi'(h_l)^2], and E[|dL/dh_l|^2] = s_l E[|dL/dx_{l+1}|^2].
+    """
+    act = ACTIVATIONS[activation]
+    p, slopes = input_moment, []
+    for _ in range(depth):
+        q = sigma_w2 * p + sigma_b2
+        slopes.append(_scaled_mean(lambda h: act.dphi(h) ** 2, q))
+        p += _scaled_mean(lambda h: act.phi(h) ** 2, q)
+    profile, stream = np.empty(depth), 1.0
+    for i in range(depth - 1, -1, -1):
+        profile[i] = slopes[i] * stream
+        stream *= 1.0 + sigma_w2 * slopes[i]
+    return profile
+
+
 # Where each prediction comes from, as the theory.source tag says.
 SOURCES = {
     "none": "mean field (Schoenholz et al. 2017)",
     "batch": "mean field with BatchNorm, large batch (Yang et al. 2019)",
     "layer": "mean field with LayerNorm",
+    "residual": "mean field of residual nets (Yang and Schoenholz 2017)",
 }
 
 
@@ -230,25 +270,34 @@ def predict(
     norm: str = "none",
     residual: bool = False,
     tolerance: float = 0.05,
+    depth: int = 0,
+    input_moment: float = 1.0,
 ) -> Optional[Prediction]:
     """Theory for hidden layers of ``width`` units; None where it does not apply (see
-    :func:`no_theory`)."""
+    :func:`no_theory`). A residual net's factor is its profile's (``depth`` blocks, inputs
+    of mean square ``input_moment``), fitted as :func:`measured_factor` fits a measured one."""
     sigma_w2 = weight_variance(init, init_std, width, width)
-    if no_theory(activation, init, residual) or sigma_w2 is None:
+    if no_theory(activation, init, residual, norm) or sigma_w2 is None:
         return None
     sigma_b2 = bias_init_std**2
-    if norm == "none":
+    source = SOURCES["residual" if residual else norm]
+    if residual:
+        fitted = measured_factor(residual_profile(activation, sigma_w2, sigma_b2, depth, input_moment))
+        if fitted is None:
+            return None
+        value = fitted
+    elif norm == "none":
         value = chi1(activation, sigma_w2, sigma_b2)
     else:
         value = normalised_chi1(norm, activation, sigma_w2, sigma_b2)
     phase = "critical" if abs(math.log(value)) <= tolerance else ("ordered" if value < 1 else "chaotic")
-    return Prediction(sigma_w2=sigma_w2, sigma_b2=sigma_b2, chi1=value, phase=phase, source=SOURCES[norm])
+    return Prediction(sigma_w2=sigma_w2, sigma_b2=sigma_b2, chi1=value, phase=phase, source=source)
 
 
-def no_theory(activation: str, init: str, residual: bool) -> str:
+def no_theory(activation: str, init: str, residual: bool, norm: str = "none") -> str:
     """Why no prediction applies to this configuration ("" when one does)."""
-    if residual:
-        return "none for residual nets here"
+    if residual and norm != "none":
+        return "none for normalised residual nets here"
     if activation not in ACTIVATIONS:
         return f"none for activation {activation}"
     if weight_variance(init, 1.0, 1, 1) is None:

@@ -75,8 +75,9 @@ class Recorded:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
-def theory_for(config: Config) -> Optional[Prediction]:
-    """Mean-field prediction for the hidden layers (the narrowest width), if it applies."""
+def theory_for(config: Config, input_moment: float = 1.0) -> Optional[Prediction]:
+    """Mean-field prediction for the hidden layers (the narrowest width), if it applies;
+    ``input_moment``, the features' mean square, sets where a residual net starts."""
     model = config.model
     return predict(
         model.activation,
@@ -86,6 +87,8 @@ def theory_for(config: Config) -> Optional[Prediction]:
         min(model.hidden_widths),
         model.norm,
         model.residual,
+        depth=len(model.hidden_widths),
+        input_moment=input_moment,
     )
 
 
@@ -96,7 +99,7 @@ def _verdict_tags(
         Tag.REGIME: verdict.regime,
         Tag.REGIME_DETAIL: verdict.detail or "-",
         Tag.REGIME_EVIDENCE: verdict.summary[:500],
-        Tag.THEORY_SOURCE: no_theory(model.activation, model.init, model.residual) or "none",
+        Tag.THEORY_SOURCE: no_theory(model.activation, model.init, model.residual, model.norm) or "none",
     }
     if "trainable" in verdict.facts:
         tags[Tag.TRAINABLE] = "true" if verdict.facts["trainable"] else "false"
@@ -148,7 +151,7 @@ def _epoch_logger(run: Run) -> EpochListener:
 def _judge(config: Config, result: TrainResult, data: Dataset) -> Tuple[Verdict, Optional[Prediction]]:
     """The trial's regime verdict with its trainability, and what mean-field theory
     predicted for its model."""
-    theory = theory_for(config)
+    theory = theory_for(config, float(np.mean(np.square(data.x_train))))
     verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
     verdict.facts.update(trainability(result.final, data.positive_rate, config.regime.trainable_margin))
     return verdict, theory

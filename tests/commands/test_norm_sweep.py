@@ -29,11 +29,11 @@ def test_norm_and_residual_are_swept_recorded_and_mapped(tmp_path):
     assert len({(r.data.params["model.norm"], r.data.params["model.residual"]) for r in trials}) >= 3
     for run in trials:  # a prediction where theory applies, and why not where it does not
         source = run.data.tags["theory.source"]
-        assert (
-            source == "none for residual nets here"
-            if run.data.params["model.residual"] == "True"
-            else "mean field" in source
-        )
+        params = run.data.params
+        if params["model.residual"] == "True" and params["model.norm"] != "none":
+            assert source == "none for normalised residual nets here"
+        else:
+            assert source.startswith("mean field") and "theory.chi1" in run.data.tags
     report = tmp_path / "sweeps" / "norms" / "report"
     table = pd.read_csv(report / "trials.csv")
     assert {"model.norm", "model.residual", "early_ratio"} <= set(table.columns) and len(table) == 6

@@ -17,6 +17,7 @@ from gradsweep.model.theory import (
     fixed_point,
     measured_factor,
     predict,
+    residual_profile,
     weight_variance,
 )
 
@@ -97,12 +98,12 @@ def test_profile_does_not_underflow_at_depth():
     assert np.all(profile > 0) and profile[0] < 1e-60  # 0.056^63: far below float32's range
 
 
-def test_predict_names_the_phase_and_skips_residual_nets():
+def test_predict_names_the_phase_and_skips_normalised_residual_nets():
     assert predict("tanh", "random_normal", math.sqrt(1.0 / 128), math.sqrt(0.05), 128).phase == "ordered"
     assert predict("tanh", "random_normal", math.sqrt(1.76 / 128), math.sqrt(0.05), 128).phase == "critical"
     assert predict("relu", "random_normal", math.sqrt(4.0 / 128), 0.0, 128).phase == "chaotic"
     assert predict("relu", "he_normal", 0.05, 0.0, 128).phase == "critical"
-    assert predict("tanh", "glorot_uniform", 0.05, 0.0, 64, residual=True) is None
+    assert predict("tanh", "glorot_uniform", 0.05, 0.0, 64, residual=True, norm="batch") is None
     assert predict("tanh", "zeros", 0.05, 0.0, 64) is None
     assert keras.initializers.get("he_normal") is not None
 
@@ -130,3 +131,36 @@ def test_chaotic_correlation_depth_agrees_with_sampled_pairs():
     assert 0.1 < c < 0.3
     sampled = -1 / math.log(sigma_w2 * pair(act.dphi, c))
     assert correlation_depth("tanh", sigma_w2, sigma_b2) == pytest.approx(sampled, rel=0.03)
+
+
+def _simulate_residual(activation, sigma_w2, depth, width=512, seed=0):
+    """E|dL/dh_l|^2 of a wide random residual net x_{l+1} = x_l + phi(W x_l), per example."""
+    rng = np.random.default_rng(seed)
+    act = ACTIVATIONS[activation]
+    weights = [rng.normal(0, math.sqrt(sigma_w2 / width), (width, width)) for _ in range(depth)]
+    x, pre = rng.normal(0, 1, (128, width)), []
+    for w in weights:
+        pre.append(x @ w)
+        x = x + act.phi(pre[-1])
+    grad = rng.normal(0, 1, x.shape)  # dL/dx at the top: any direction, unit scale
+    profile = np.empty(depth)
+    for i in range(depth - 1, -1, -1):
+        delta = grad * act.dphi(pre[i])
+        profile[i] = np.mean(np.sum(delta * delta, axis=1))
+        grad = grad + delta @ weights[i].T
+    return profile
+
+
+@pytest.mark.parametrize("activation, sigma_w2, depth", [("relu", 2.0, 10), ("tanh", 0.32, 40), ("tanh", 1.0, 30)])
+def test_residual_theory_matches_a_wide_random_residual_net(activation, sigma_w2, depth):
+    """Theory is the infinite-width limit: a ReLU net's factor rises above 2 as depth / width
+    grows, so its check stays shallow."""
+    theory = measured_factor(residual_profile(activation, sigma_w2, 0.0, depth))
+    assert theory == pytest.approx(measured_factor(_simulate_residual(activation, sigma_w2, depth)), rel=0.05)
+
+
+def test_residual_relu_explodes_exponentially_and_tanh_sub_exponentially():
+    for depth in (10, 40):  # ReLU: 1 + sigma_w^2 / 2 at every block
+        assert predict("relu", "he_normal", 0.05, 0.0, 32, residual=True, depth=depth).chi1 == pytest.approx(2.0)
+    tanh = [predict("tanh", "random_normal", 0.1, 0.0, 32, residual=True, depth=d).chi1 for d in (10, 40, 160)]
+    assert tanh[0] > tanh[1] > tanh[2] > 1.0  # the growth per block fades as the stream grows
