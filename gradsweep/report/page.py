@@ -25,6 +25,7 @@ from gradsweep.keys import Artifact, StudyAttr
 from gradsweep.report import depth_scale, regime_map, surface
 from gradsweep.study.regime_model import StudyModel
 
+AGREE = "neighbours_agree"  # trials.csv: share of a trial's nearest trials with its regime
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("gradsweep.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
 )
@@ -113,16 +114,32 @@ def _text(value: object, is_param: bool) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _unsettled_in_words(table: pd.DataFrame) -> List[str]:
+    """How many trials most of their neighbours contradict."""
+    if table.empty or table[AGREE].isna().all():
+        return []
+    unsettled = int((table[AGREE] < 0.5).sum())
+    return [
+        f"{unsettled} of {len(table)} trials have a regime most of their {regime_map.NEIGHBOURS} nearest "
+        f"trials do not share (marked in the table, column {AGREE}): verdicts at a boundary, or ones "
+        "another seed may turn"
+    ]
+
+
+def _css(column: str, value: object) -> str:
+    """A cell's class: its regime's colour, or a mark on a trial its neighbours contradict."""
+    if column == "regime":
+        return str(value)
+    if column == AGREE and isinstance(value, float) and value < 0.5:
+        return "unsettled"
+    return ""
+
+
 def _rows(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> tuple[List[str], List[List[Cell]]]:
     shown = table.drop(columns=["evidence"])
     rows = []
     for _, row in shown.iterrows():
-        rows.append(
-            [
-                Cell(_text(value, column in space), str(value) if column == "regime" else "")
-                for column, value in row.items()
-            ]
-        )
+        rows.append([Cell(_text(value, column in space), _css(str(column), value)) for column, value in row.items()])
     return [str(c) for c in shown.columns], rows
 
 
@@ -131,6 +148,8 @@ def _view(study: optuna.Study, folder: Path) -> tuple[SweepView, List[Path]]:
     space = _space_of(study)
     fixed = study.user_attrs.get(StudyAttr.FIXED, {})
     table = regime_map.trials_table(study)
+    if not table.empty:
+        table.insert(table.columns.get_loc("detail") + 1, AGREE, regime_map.neighbour_agreement(table, space))
     table.to_csv(folder / "trials.csv", index=False)
     maps = regime_map.pair_maps(table, space, fixed, folder) if space else []
     extra = regime_map.optuna_figures(study, folder)
@@ -138,7 +157,7 @@ def _view(study: optuna.Study, folder: Path) -> tuple[SweepView, List[Path]]:
         study.study_name,
         regime_map.counts(table),
         states_in_words(study),
-        regime_map.boundary_in_words(table, space),
+        regime_map.boundary_in_words(table, space) + _unsettled_in_words(table),
         regime_map.remedies(table, space),
         [Image.of(p) for p in maps],
         [Image.of(p) for p in extra],

@@ -30,6 +30,8 @@ COLOURS = {"vanishing": "#3b6fb6", "exploding": "#d1495b", "healthy": "#2e9e57",
 MARKERS = {"COMPLETE": "o", "PRUNED": "x"}
 # Key statistics of the verdict, as trials.csv columns (see gradsweep.regime).
 FACTS = ("depth_ratio", "early_ratio", "init_ratio", "max_rel_norm", "trainable")
+# Trials each trial's regime is compared with (neighbour_agreement).
+NEIGHBOURS = 4
 # One-step changes that can move a trial to healthy: (param, value that is the remedy).
 REMEDIES = [
     ("data.scale", True),
@@ -215,15 +217,9 @@ def boundary_in_words(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[
     return lines
 
 
-def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
-    """Which one-step changes moved a trial's nearest neighbour to healthy.
-
-    For each unhealthy trial and each remedy it lacks, the nearest trial that has the
-    remedy (distance over the other dimensions, numbers scaled to [0, 1], log where
-    the dimension is log) is looked at; the sentence counts how often it is healthy.
-    """
-    if table.empty:
-        return []
+def _scaled(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> Dict[str, pd.Series]:
+    """Each swept key as distances see it: numbers scaled to [0, 1] (log where the key is
+    log), other values as labels."""
     scaled = {}
     for name, spec in space.items():
         if not numeric(spec):
@@ -233,6 +229,46 @@ def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
             v = np.log(v) if spec.log else v
             span = (v.max() - v.min()) or 1.0
             scaled[name] = (v - v.min()) / span
+    return scaled
+
+
+def _distance(scaled: Dict[str, pd.Series], space: Dict[str, ParamSpec], names, i, candidates) -> pd.Series:
+    """Distance of trial row ``i`` to each of ``candidates`` over ``names``: the scaled gap
+    of each number, 1 for each other value that differs."""
+    distance = pd.Series(0.0, index=candidates)
+    for n in names:
+        if not numeric(space[n]):
+            distance += (scaled[n][candidates] != scaled[n][i]).astype(float)
+        else:
+            distance += (scaled[n][candidates] - scaled[n][i]).abs()
+    return distance
+
+
+def neighbour_agreement(table: pd.DataFrame, space: Dict[str, ParamSpec], k: int = NEIGHBOURS) -> pd.Series:
+    """For each trial, the share of its ``k`` nearest trials (over every swept key) that
+    have its regime; NaN when the sweep has no more than ``k`` trials. A low share marks a
+    verdict at a boundary, or one that another seed may turn."""
+    out = pd.Series(np.nan, index=table.index, dtype=float)
+    if len(table) <= k or not space:
+        return out
+    scaled = _scaled(table, space)
+    for i in table.index:
+        others = table.index[table.index != i]
+        nearest = _distance(scaled, space, list(space), i, others).nsmallest(k).index
+        out[i] = float((table.loc[nearest, "regime"] == table.at[i, "regime"]).mean())
+    return out
+
+
+def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
+    """Which one-step changes moved a trial's nearest neighbour to healthy.
+
+    For each unhealthy trial and each remedy it lacks, the nearest trial that has the
+    remedy (distance over the other dimensions, numbers scaled to [0, 1], log where
+    the dimension is log) is looked at; the sentence counts how often it is healthy.
+    """
+    if table.empty:
+        return []
+    scaled = _scaled(table, space)
     sentences = []
     for param, value in REMEDIES:
         if param not in space:
@@ -248,12 +284,7 @@ def remedies(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
         if not others:  # the remedy is the only dimension: all its trials are equally near
             fixed_count = round(len(sick) * float((table.loc[candidates, "regime"] == "healthy").mean()))
         for i in sick.index if others else []:
-            distance = pd.Series(0.0, index=candidates)
-            for n in others:
-                if not numeric(space[n]):
-                    distance += (scaled[n][candidates] != scaled[n][i]).astype(float)
-                else:
-                    distance += (scaled[n][candidates] - scaled[n][i]).abs()
+            distance = _distance(scaled, space, others, i, candidates)
             fixed_count += int(table.at[distance.idxmin(), "regime"] == "healthy")
         label = f"{param}={'set' if value == 'set' else value}"
         sentences.append(

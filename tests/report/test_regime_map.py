@@ -65,3 +65,31 @@ def test_one_regime_only_is_said_instead_of_drawn(tmp_path):
     report = build(_study(lambda p: "healthy", n_trials=6), tmp_path)
     assert not [p for p in report.files if p.name.startswith(("surface_", "strips"))]
     assert "Every one of the 6 trials is healthy: no boundary to draw." in report.html.read_text()
+
+
+def test_a_trial_its_neighbours_contradict_is_marked(tmp_path):
+    """Regimes split at init_std 1 over 24 trials; one deep on the vanishing side is
+    exploding (a seed's flip): it alone is marked, counted, and shares no neighbour's regime."""
+    import optuna
+
+    from gradsweep.keys import StudyAttr
+    from gradsweep.report.page import AGREE, build
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.set_user_attr(StudyAttr.SPACE, '{"model.init_std": {"type": "float", "low": 0.05, "high": 3.0}}')
+    for i in range(24):
+        std = 0.05 + i * 0.125
+        regime = "exploding" if std > 1.0 or i == 3 else "vanishing"
+        study.enqueue_trial({"model.init_std": std})
+        trial = study.ask({"model.init_std": optuna.distributions.FloatDistribution(0.05, 3.0)})
+        trial.set_user_attr("regime", regime)
+        study.tell(trial, 0.0)
+    report = build(study, tmp_path)
+    table = pd.read_csv(tmp_path / "trials.csv")
+    marked = table.loc[table[AGREE] < 0.5, "number"].tolist()
+    assert marked == [study.trials[3].number]
+    assert table.loc[table["number"] == study.trials[3].number, AGREE].item() == 0.0
+    html = report.html.read_text()
+    assert "1 of 24 trials have a regime most of their 4 nearest trials do not share" in html
+    assert html.count('class="unsettled"') == 1
