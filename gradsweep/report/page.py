@@ -126,6 +126,19 @@ def _unsettled_in_words(table: pd.DataFrame) -> List[str]:
     ]
 
 
+def _seeds_in_words(table: pd.DataFrame, space: Dict[str, ParamSpec]) -> List[str]:
+    """A sweep that varies nothing trains one config with a seed per trial: how many agree."""
+    if space or table.empty:
+        return []
+    regimes = table["regime"].value_counts()
+    top, n = str(regimes.index[0]), int(regimes.iloc[0])
+    spread = ", ".join(f"{r} {c}" for r, c in regimes.items())
+    return [
+        f"One config, a seed per trial: {spread}; {top} holds for {n} of {len(table)} seeds "
+        f"({100 * n / len(table):.0f} %)"
+    ]
+
+
 def _css(column: str, value: object) -> str:
     """A cell's class: its regime's colour, or a mark on a trial its neighbours contradict."""
     if column == "regime":
@@ -157,7 +170,7 @@ def _view(study: optuna.Study, folder: Path) -> tuple[SweepView, List[Path]]:
         study.study_name,
         regime_map.counts(table),
         states_in_words(study),
-        regime_map.boundary_in_words(table, space) + _unsettled_in_words(table),
+        regime_map.boundary_in_words(table, space) + _unsettled_in_words(table) + _seeds_in_words(table, space),
         regime_map.remedies(table, space),
         [Image.of(p) for p in maps],
         [Image.of(p) for p in extra],

@@ -93,3 +93,20 @@ def test_a_trial_its_neighbours_contradict_is_marked(tmp_path):
     html = report.html.read_text()
     assert "1 of 24 trials have a regime most of their 4 nearest trials do not share" in html
     assert html.count('class="unsettled"') == 1
+
+
+def test_a_sweep_that_varies_nothing_says_how_many_seeds_agree(tmp_path):
+    import optuna
+
+    from gradsweep.keys import StudyAttr
+    from gradsweep.report.page import build
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.set_user_attr(StudyAttr.SPACE, "{}")
+    for regime in ["vanishing"] * 6 + ["healthy"] * 2:
+        trial = study.ask()
+        trial.set_user_attr("regime", regime)
+        study.tell(trial, 0.0)
+    html = build(study, tmp_path).html.read_text()
+    assert "One config, a seed per trial: vanishing 6, healthy 2; vanishing holds for 6 of 8 seeds (75 %)" in html
