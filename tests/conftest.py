@@ -91,6 +91,24 @@ def sqlite_stores(folder: Path) -> dict:
     }
 
 
+def sweep_on_sqlite(folder: Path, *args: str) -> dict:
+    """Runs ``python -m gradsweep ARGS`` on fresh SQLite stores under ``folder`` and
+    checks that it succeeded; returns the stores' overrides."""
+    stores = sqlite_stores(folder)
+    done = run_gradsweep(*args, *(f"{k}={v}" for k, v in stores.items()), cwd=folder)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return stores
+
+
+def trial_runs(tracking_uri: str) -> list:
+    """The MLflow runs of the trials (runs with a parent) in the gradsweep experiment."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("gradsweep").experiment_id])
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
 @pytest.fixture
 def stores(tmp_path: Path) -> dict:
     """Overrides that point MLflow and Optuna at fresh SQLite files under tmp_path."""

@@ -11,6 +11,12 @@ from conftest import compose_config
 from gradsweep.commands.sweep import run_sweep
 
 
+def _study(folder, name: str) -> optuna.Study:
+    """The finished sweep's study, from its journal."""
+    backend = optuna.storages.journal.JournalFileBackend(str(folder / "sweeps" / name / "optuna.journal"))
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+
+
 @pytest.mark.slow
 def test_tanh_at_depth_32_goes_vanishing_healthy_exploding_around_1_76(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -22,12 +28,7 @@ def test_tanh_at_depth_32_goes_vanishing_healthy_exploding_around_1_76(tmp_path,
         f"tracking.uri=sqlite:///{tmp_path}/m.db",
     )
     run_sweep(config)
-    study = optuna.load_study(
-        study_name="phase",
-        storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(tmp_path / "sweeps/phase/optuna.journal"))
-        ),
-    )
+    study = _study(tmp_path, "phase")
     trials = sorted(study.get_trials(), key=lambda t: t.params["model.init_std"])
     sigma_w2 = [t.params["model.init_std"] ** 2 * config.model.width for t in trials]
     regimes = [t.user_attrs["regime"] for t in trials]
@@ -54,12 +55,7 @@ def test_depth_scale_marks_deep_ordered_nets_untrainable_near_6_xi(tmp_path, mon
         f"tracking.uri=sqlite:///{tmp_path}/m.db",
     )
     run_sweep(config)
-    study = optuna.load_study(
-        study_name="depth_scale",
-        storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(tmp_path / "sweeps/depth_scale/optuna.journal"))
-        ),
-    )
+    study = _study(tmp_path, "depth_scale")
     trainable = {
         (t.params["model.init_std"], t.params["model.depth"]): t.user_attrs["regime.facts"]["trainable"]
         for t in study.get_trials()

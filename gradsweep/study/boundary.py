@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import optuna
@@ -28,13 +27,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.diagnosis.regime import REGIMES
 from gradsweep.keys import TrialRecord
+from gradsweep.study.fixable import Fixable
 from gradsweep.study.regime_model import RegimeModel, SpaceEncoder, entropy
 
 LABELLED = (TrialState.COMPLETE, TrialState.PRUNED)
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-class BoundarySampler(BaseSampler):
+class BoundarySampler(Fixable, BaseSampler):
     """Samples where the regime is least certain.
 
     Args:
@@ -71,16 +71,6 @@ class BoundarySampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._n_startup_trials, self._min_per_regime = n_startup_trials, min_per_regime
         self._n_candidates, self._spacing = n_candidates, spacing
-        self._fixed: Dict[str, Any] = {}
-
-    @contextmanager
-    def fixing(self, fixed: Dict[str, Any]) -> Iterator[None]:
-        """Trials asked inside take ``fixed``'s values and sample the other keys."""
-        self._fixed = dict(fixed)
-        try:
-            yield
-        finally:
-            self._fixed = {}
 
     def reseed_rng(self) -> None:
         self._space_filling.reseed_rng()

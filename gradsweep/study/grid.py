@@ -10,33 +10,21 @@ so a group is never padded with repeats.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping
 
 from optuna.samplers import GridSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from gradsweep.study.fixable import Fixable
+
 GRID_ID, SEARCH_SPACE = "grid_id", "search_space"  # the system attributes GridSampler reads
 
 
-class GroupedGridSampler(GridSampler):
+class GroupedGridSampler(Fixable, GridSampler):
     """A grid sampler whose trials take the points no other trial has taken, in the
     shuffled grid's order, and, under :meth:`fixing`, only points that agree with fixed
     values."""
-
-    def __init__(self, search_space: Mapping[str, Sequence[Any]], seed: Optional[int] = None):
-        super().__init__(search_space, seed)
-        self._fixed: Dict[str, Any] = {}
-
-    @contextmanager
-    def fixing(self, fixed: Dict[str, Any]) -> Iterator[None]:
-        """Trials asked inside take grid points that agree with ``fixed``."""
-        self._fixed = dict(fixed)
-        try:
-            yield
-        finally:
-            self._fixed = {}
 
     def room(self, study: Study, fixed: Dict[str, Any]) -> int:
         """How many points not yet taken agree with ``fixed``."""
@@ -53,7 +41,7 @@ class GroupedGridSampler(GridSampler):
         study._storage.set_trial_system_attr(trial._trial_id, SEARCH_SPACE, self._search_space)
         study._storage.set_trial_system_attr(trial._trial_id, GRID_ID, free[0])
 
-    def _free(self, study: Study, fixed: Dict[str, Any]) -> List[int]:
+    def _free(self, study: Study, fixed: Mapping[str, Any]) -> List[int]:
         """Points that no running or finished trial holds and that agree with ``fixed``."""
         taken = {
             t.system_attrs[GRID_ID]

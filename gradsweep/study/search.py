@@ -12,6 +12,7 @@ import optuna
 
 from gradsweep.config import ConfigError, ParamSpec, SweepConfig
 from gradsweep.study.boundary import BoundarySampler
+from gradsweep.study.fixable import Fixable
 from gradsweep.study.grid import GroupedGridSampler
 
 
@@ -135,7 +136,7 @@ def fixing(study: optuna.Study, fixed: Dict[str, Any]) -> Iterator[None]:
     boundary and grid samplers given the fixed values, any other through Optuna's
     PartialFixedSampler."""
     sampler = study.sampler
-    if isinstance(sampler, (BoundarySampler, GroupedGridSampler)):
+    if isinstance(sampler, Fixable):
         with sampler.fixing(fixed):
             yield
         return

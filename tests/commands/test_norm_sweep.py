@@ -4,26 +4,20 @@ params, and on the report's map and trials table."""
 from __future__ import annotations
 
 import pandas as pd
-from conftest import run_gradsweep, sqlite_stores
-from mlflow import MlflowClient
+from conftest import sweep_on_sqlite, trial_runs
 
 
 def test_norm_and_residual_are_swept_recorded_and_mapped(tmp_path):
-    stores = sqlite_stores(tmp_path)
-    done = run_gradsweep(
+    stores = sweep_on_sqlite(
+        tmp_path,
         "+sweep=smoke",
         "sweep.name=norms",
         "sweep.n_trials=6",
         "model.depth=3",
         "+sweep.space.model.norm={type:categorical,choices:[none,batch,layer]}",
         "+sweep.space.model.residual={type:categorical,choices:[false,true]}",
-        *(f"{k}={v}" for k, v in stores.items()),
-        cwd=tmp_path,
     )
-    assert done.returncode == 0, done.stdout[-3000:]
-    client = MlflowClient(stores["tracking.uri"])
-    runs = client.search_runs([client.get_experiment_by_name("gradsweep").experiment_id])
-    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    trials = trial_runs(stores["tracking.uri"])
     assert len(trials) == 6
     assert {r.data.params["model.norm"] for r in trials} <= {"none", "batch", "layer"}
     assert len({(r.data.params["model.norm"], r.data.params["model.residual"]) for r in trials}) >= 3
