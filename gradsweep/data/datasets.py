@@ -47,6 +47,11 @@ class Dataset:
         """Share of positive labels in the training split."""
         return float(self.y_train.mean())
 
+    @cached_property
+    def mean_square(self) -> float:
+        """Mean square of the training inputs: the first layer's input moment in mean-field theory."""
+        return float(np.mean(np.square(self.x_train)))
+
 
 def _breast_cancer(cfg: DataConfig) -> Tuple[pd.DataFrame, pd.Series]:
     from sklearn.datasets import load_breast_cancer

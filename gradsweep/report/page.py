@@ -26,6 +26,7 @@ from gradsweep.report import depth_scale, regime_map, surface
 from gradsweep.study.regime_model import StudyModel
 
 AGREE = "neighbours_agree"  # trials.csv: share of a trial's nearest trials with its regime
+UNSETTLED_BELOW = 0.5  # a trial most of its neighbours contradict is marked
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("gradsweep.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
 )
@@ -118,7 +119,7 @@ def _unsettled_in_words(table: pd.DataFrame) -> List[str]:
     """How many trials most of their neighbours contradict."""
     if table.empty or table[AGREE].isna().all():
         return []
-    unsettled = int((table[AGREE] < 0.5).sum())
+    unsettled = int((table[AGREE] < UNSETTLED_BELOW).sum())
     return [
         f"{unsettled} of {len(table)} trials have a regime most of their {regime_map.NEIGHBOURS} nearest "
         f"trials do not share (marked in the table, column {AGREE}): verdicts at a boundary, or ones "
@@ -143,7 +144,7 @@ def _css(column: str, value: object) -> str:
     """A cell's class: its regime's colour, or a mark on a trial its neighbours contradict."""
     if column == "regime":
         return str(value)
-    if column == AGREE and isinstance(value, float) and value < 0.5:
+    if column == AGREE and isinstance(value, float) and value < UNSETTLED_BELOW:
         return "unsettled"
     return ""
 
