@@ -9,7 +9,8 @@ timestamps), how many trials got the same verdict, where the trials' time went, 
 horizon: the wall time of a 1,000-trial map at the population's rate.
 
 ``python -m benchmarks.populations`` (64 trials, K = 8, 30 epochs);
-``--trials 8 --population 4 --epochs 2`` checks that it runs.
+``--trials 8 --population 4 --epochs 2`` checks that it runs; Hydra overrides after the
+flags apply to both sweeps (``tracking.figures=false``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import collections
 import tempfile
 from dataclasses import dataclass, replace
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import optuna
 
@@ -73,7 +74,7 @@ def _run(config: Config, study: optuna.Study, tracker: Tracker, n_trials: int) -
     return Sweep(trials, 60 * len(trials) / window, dict(parts))
 
 
-def populations(n_trials: int, size: int, epochs: int) -> Result:
+def populations(n_trials: int, size: int, epochs: int, overrides: Sequence[str] = ()) -> Result:
     """Both sweeps over the same points: their throughput, parts and agreement."""
     with tempfile.TemporaryDirectory() as tmp:
         config = _compose(
@@ -88,6 +89,7 @@ def populations(n_trials: int, size: int, epochs: int) -> Result:
                 f"tracking.uri=sqlite:///{tmp}/mlflow.db",
                 f"tracking.artifacts={tmp}/artifacts",
                 f"sweep.storage={tmp}/study.journal",
+                *overrides,
             ]
         )
         assert config.sweep is not None
@@ -123,10 +125,11 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=64, help="trials of each sweep")
     parser.add_argument("--population", type=int, default=8, help="K, trials trained together")
     parser.add_argument("--epochs", type=int, default=30, help="epochs per trial")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for both sweeps, e.g. tracking.figures=false")
     args = parser.parse_args(argv)
     if min(args.trials, args.epochs) < 1 or args.population < 2:
         parser.error("--trials and --epochs must be >= 1, --population >= 2")
-    print("\n".join(report(populations(args.trials, args.population, args.epochs))))
+    print("\n".join(report(populations(args.trials, args.population, args.epochs, args.overrides))))
     return 0
 
 

@@ -242,12 +242,16 @@ class TrackingConfig:
         artifacts: artifact folder for experiments this tool creates on a local store.
         patience: seconds to keep retrying an unreachable tracking server (a restart)
             before the sweep fails; what failed meanwhile is delivered after.
+        figures: draw each run's gradient-flow figure. Off, a run keeps epochs.csv and
+            regime.json, which hold everything the figure shows, and a small trial
+            costs a third less (matplotlib's drawing): for maps of many trials.
     """
 
     uri: str = "sqlite:///mlruns/mlflow.db"
     experiment: str = "gradsweep"
     artifacts: str = "mlruns/artifacts"
     patience: float = 120.0
+    figures: bool = True
 
     def __post_init__(self) -> None:
         finite(self, "tracking")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import optuna
 
@@ -49,6 +49,20 @@ def record_of(recorded: Recorded) -> TrialRecord:
     )
 
 
+@dataclass
+class _Outcome:
+    """What a trial's training gave: the epoch it was pruned at, its run, its value."""
+
+    pruned: List[int] = field(default_factory=list)
+    run: Optional[Run] = None
+    value: Optional[float] = None
+
+    def failed(self) -> None:
+        """Optuna marks the trial FAIL; says so on its run too."""
+        if self.run is not None:
+            self.run.set_tags({Tag.STATE: "FAIL"})
+
+
 def _data_key(config: Config) -> str:
     return json.dumps(asdict(config.data), sort_keys=True)
 
@@ -78,12 +92,11 @@ class Objective:
             patient(lambda: trial.set_user_attr(TrialAttr.SEED, seed), "claiming a trial")
 
     def __call__(self, trial: optuna.Trial) -> float:
-        member, pruned, started = self._member(trial)
+        member, outcome = self._member(trial)
         try:
-            data = self._data_for(member.config)
-            recorded = run_recorded(
+            run_recorded(
                 member.config,
-                data,
+                self._data_for(member.config),
                 member.seed,
                 self.tracker,
                 member.name,
@@ -91,15 +104,15 @@ class Objective:
                 parent=self.parent,
                 listeners=member.listeners,
                 on_start=member.on_start,
+                on_end=member.on_end,
             )
-            value = self._conclude(trial, recorded, pruned, data)
         except BaseException:
-            if started:  # Optuna marks the trial FAIL; say so on its run too
-                started[0].set_tags({Tag.STATE: "FAIL"})
+            outcome.failed()
             raise
-        if pruned:
-            raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
-        return value
+        if outcome.pruned:
+            raise optuna.TrialPruned(f"pruned at epoch {outcome.pruned[0]}")
+        assert outcome.value is not None
+        return outcome.value
 
     def population(self, trials: Sequence[optuna.Trial]) -> List[Optional[float]]:
         """Trains ``trials`` (one graph, see ``gradsweep.training.population``) together and
@@ -108,24 +121,21 @@ class Objective:
         try:
             data = self._data_for(prepared[0][0].config)
             group = f"trial-{trials[0].number:03d}"  # the first trial's run name
-            recorded = record_population([m for m, _, _ in prepared], data, self.tracker, group, parent=self.parent)
-            values = [self._conclude(t, r, p[1], data) for t, r, p in zip(trials, recorded, prepared)]
+            record_population([m for m, _ in prepared], data, self.tracker, group, parent=self.parent)
         except BaseException:
-            for _, _, started in prepared:
-                if started:
-                    started[0].set_tags({Tag.STATE: "FAIL"})
+            for _, outcome in prepared:
+                outcome.failed()
             raise
-        return [None if pruned else value for value, (_, pruned, _) in zip(values, prepared)]
+        return [None if outcome.pruned else outcome.value for _, outcome in prepared]
 
-    def _member(self, trial: optuna.Trial) -> Tuple[Member, List[int], List[Run]]:
-        """The trial's config, seed, run name, tags and pruning listener; the epoch it was
-        pruned at and its run, once known."""
+    def _member(self, trial: optuna.Trial) -> Tuple[Member, _Outcome]:
+        """The trial's config, seed, run name, tags, pruning listener and ending; and its
+        outcome, filled in as it trains and ends."""
         metric = self.sweep.objective.metric
         params = suggest(trial, self.space)
         attrs = trial.user_attrs
         seed = attrs.get(TrialAttr.SEED, derive_seed(self.config.train.seed, trial.number))
-        pruned: List[int] = []
-        started: List[Run] = []
+        outcome = _Outcome()
 
         def report(epoch: int, metrics: Dict[str, float]) -> bool:
             value = metrics.get(metric)
@@ -133,13 +143,20 @@ class Objective:
                 return False  # a diverged epoch stops training on its own
             patient(lambda: trial.report(value, epoch), "reporting an epoch")
             if patient(trial.should_prune, "asking the pruner"):
-                pruned.append(epoch)
+                outcome.pruned.append(epoch)
                 return True
             return False
 
         def link(run: Run) -> None:
-            started.append(run)
+            outcome.run = run
             patient(lambda: trial.set_user_attr(TrialAttr.RUN_ID, run.id), "linking the MLflow run")
+
+        def end(recorded: Recorded) -> Dict[str, Any]:
+            """Keeps the verdict on the trial; the outcome's tags for its run."""
+            outcome.value = objective_value(recorded.result, metric, self._data_for(config))
+            for key, item in record_of(recorded).attrs().items():
+                patient(partial(trial.set_user_attr, key, item), "recording the verdict")
+            return {Tag.STATE: "PRUNED" if outcome.pruned else "COMPLETE", Tag.OBJECTIVE: outcome.value}
 
         tags = {
             Tag.STUDY: self.sweep.name,
@@ -149,13 +166,4 @@ class Objective:
             **({Tag.RETRY_OF: str(attrs[TrialAttr.RETRY_OF])} if TrialAttr.RETRY_OF in attrs else {}),
         }
         config = self.config.with_params(params)
-        member = Member(config, seed, trial_name(trial.number, params), tags, [report], link)
-        return member, pruned, started
-
-    def _conclude(self, trial: optuna.Trial, recorded: Recorded, pruned: List[int], data: Dataset) -> float:
-        """Keeps the verdict on the trial and the outcome on its run; the objective value."""
-        value = objective_value(recorded.result, self.sweep.objective.metric, data)
-        for key, item in record_of(recorded).attrs().items():
-            patient(partial(trial.set_user_attr, key, item), "recording the verdict")
-        recorded.run.set_tags({Tag.STATE: "PRUNED" if pruned else "COMPLETE", Tag.OBJECTIVE: value})
-        return value
+        return Member(config, seed, trial_name(trial.number, params), tags, [report], link, end), outcome

@@ -113,11 +113,13 @@ def _verdict_tags(
 
 
 def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed: int, folder: Path) -> None:
-    """Writes the trial's CSV, figures, verdict and replayable config into ``folder``."""
+    """Writes the trial's CSV, figure (unless ``tracking.figures`` is off), verdict and
+    replayable config into ``folder``."""
     (folder / Artifact.REGIME).write_text(verdict.to_json())
     table = epoch_table(result)
     table.to_csv(folder / Artifact.EPOCHS, index=False)
-    flow_figure.gradient_flow(table, layer_names(config.model), folder / Artifact.GRADIENT_FLOW, verdict)
+    if config.tracking.figures:
+        flow_figure.gradient_flow(table, layer_names(config.model), folder / Artifact.GRADIENT_FLOW, verdict)
     replay = asdict(config)
     replay["train"]["seed"] = seed  # `gradsweep rerun` trains with exactly this seed
     replay.pop("sweep", None)
@@ -151,7 +153,7 @@ def _epoch_logger(run: Run) -> EpochListener:
 def _judge(config: Config, result: TrainResult, data: Dataset) -> Tuple[Verdict, Optional[Prediction]]:
     """The trial's regime verdict with its trainability, and what mean-field theory
     predicted for its model."""
-    theory = theory_for(config, float(np.mean(np.square(data.x_train))))
+    theory = theory_for(config, data.mean_square)
     verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
     verdict.facts.update(trainability(result.final, data.positive_rate, config.regime.trainable_margin))
     return verdict, theory
@@ -200,9 +202,10 @@ def _log_outcome(
     model: ModelConfig,
     timings: Dict[str, float],
 ) -> None:
-    """Logs the step-0 metrics and the outcome tags, and puts the regime in the run's name."""
+    """Logs the step-0 metrics and the outcome tags, and puts the regime in the run's name:
+    one batch, which goes out as the run ends."""
     run.log_metrics(_step0_metrics(result, theory, timings), step=0)
-    run.set_tags(_outcome_tags(result, verdict, theory, model))
+    run.set_tags(_outcome_tags(result, verdict, theory, model), later=True)
     run.rename(f"{name} [{verdict.regime}]")  # the runs table shows the regime beside the name
 
 
@@ -220,17 +223,32 @@ def _open(
     return run
 
 
+OnEnd = Callable[[Recorded], Dict[str, Any]]
+
+
 def _conclude(
-    run: Run, config: Config, data: Dataset, result: TrainResult, seed: int, name: str, laps: _Laps
+    run: Run,
+    config: Config,
+    data: Dataset,
+    result: TrainResult,
+    seed: int,
+    name: str,
+    laps: _Laps,
+    on_end: Optional[OnEnd] = None,
 ) -> Recorded:
-    """Judges a finished training and logs its verdict, artifacts and step 0 to ``run``."""
+    """Judges a finished training and logs its verdict, artifacts and step 0 to ``run``,
+    with the tags ``on_end`` gives for it; all but the artifacts in one last batch."""
     verdict, theory = _judge(config, result, data)
     _log_artifacts(run, config, result, verdict, seed)
     laps.lap("verdict_artifacts")
     laps.timings.update(result.timings)  # before logging: step 0 holds the training's parts too
     _log_outcome(run, name, result, verdict, theory, config.model, laps.timings)
+    recorded = Recorded(result, verdict, theory, run, laps.timings)
+    if on_end is not None:
+        run.set_tags(on_end(recorded), later=True)
+    run.deliver()
     laps.lap("logging")  # what the epochs' metrics left to send goes out with the tags
-    return Recorded(result, verdict, theory, run, laps.timings)
+    return recorded
 
 
 def run_recorded(
@@ -242,12 +260,15 @@ def run_recorded(
     tags: Dict[str, str],
     parent: Optional[Run] = None,
     listeners: Sequence[EpochListener] = (),
-    on_start=None,
+    on_start: Optional[Callable[[Run], None]] = None,
+    on_end: Optional[OnEnd] = None,
 ) -> Recorded:
     """Trains ``config`` with ``seed``, judges its regime and records it as one MLflow run.
 
     Args:
         on_start: called with the new run before training (e.g. to link it to Optuna).
+        on_end: called with the recorded training before its run ends; the tags it
+            returns go out with the run's last batch (e.g. the Optuna trial's outcome).
     """
     laps = _Laps()
     run = _open(config, data, seed, tracker, name, tags, parent)
@@ -258,7 +279,7 @@ def run_recorded(
         laps.lap("run_setup")
         result = train(config, data, seed, [_epoch_logger(run), *listeners])
         laps.lap("train")
-        recorded = _conclude(run, config, data, result, seed, name, laps)
+        recorded = _conclude(run, config, data, result, seed, name, laps, on_end)
         status = "FINISHED"
         return recorded
     except KeyboardInterrupt:
@@ -278,6 +299,7 @@ class Member:
     tags: Dict[str, str]
     listeners: Sequence[EpochListener] = ()
     on_start: Optional[Callable[[Run], None]] = None
+    on_end: Optional[OnEnd] = None
 
 
 def record_population(
@@ -315,7 +337,7 @@ def record_population(
             for i, (run, member, result) in enumerate(zip(runs, members, results)):
                 own = _Laps()
                 own.timings.update(shared)
-                out.append(_conclude(run, member.config, data, result, member.seed, member.name, own))
+                out.append(_conclude(run, member.config, data, result, member.seed, member.name, own, member.on_end))
                 status[i] = "FINISHED"
             return out
         except KeyboardInterrupt:

@@ -354,12 +354,14 @@ class Run:
         for i in range(0, len(items), 100):
             self._send(params=items[i : i + 100])
 
-    def set_tags(self, tags: Dict[str, Any]) -> None:
-        self._send(tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    def set_tags(self, tags: Dict[str, Any], later: bool = False) -> None:
+        """Sets tags now, or ``later``: with the next batch that goes out (at the latest
+        when the run ends), as metrics wait, so that a run's last tags cost no call."""
+        self._send(wait=later, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def rename(self, name: str) -> None:
-        """Sets the run's name (sent with the next batch)."""
-        self.set_tags({MLFLOW_RUN_NAME: name})
+        """Sets the run's name, with the next batch that goes out."""
+        self.set_tags({MLFLOW_RUN_NAME: name}, later=True)
 
     def log_metrics(self, metrics: Dict[str, float], step: int) -> None:
         """Logs a dict of metrics at ``step``; they go out with the next params or tags,
