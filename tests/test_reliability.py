@@ -196,7 +196,7 @@ def test_runs_left_running_are_ended_on_the_next_start(tmp_path):
 
 @pytest.mark.slow
 def test_workers_stop_when_the_main_process_is_killed_and_a_resume_finishes(tmp_path):
-    args = ["+sweep=smoke", "train.epochs=40", "sweep.n_workers=2", "sweep.n_trials=3", *_stores(tmp_path)]
+    args = ["+sweep=smoke", "train.epochs=20", "sweep.n_workers=2", "sweep.n_trials=3", *_stores(tmp_path)]
     main = subprocess.Popen(
         [sys.executable, "-m", "gradsweep", *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -1,5 +1,5 @@
 """The main process killed with SIGKILL at random moments (starting up, opening the stores,
-mid-trial, writing a record, ending runs), ten times with one worker and ten with two, the
+mid-trial, writing a record, ending runs), six times with one worker and six with two, the
 same command run again after each: the study ends at exactly ``n_trials`` counted, no trial
 twice, no MLflow run left RUNNING, no worker outliving its parent, no resume that hangs."""
 
@@ -18,8 +18,8 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-KILLS = 10
-N_TRIALS = 16
+KILLS = 6
+N_TRIALS = 12
 # Short trials, so that some kills land mid-trial and some between trials.
 ARGS = ["+sweep=smoke", "train.epochs=50", "data.n_samples=600", f"sweep.n_trials={N_TRIALS}"]
 RESUME_S = 60  # a resume that has not started a trial by then hangs
