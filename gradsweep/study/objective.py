@@ -63,6 +63,12 @@ class _Outcome:
             self.run.set_tags({Tag.STATE: "FAIL"})
 
 
+def _keep(trial: optuna.Trial, recorded: Recorded) -> None:
+    """Keeps the verdict, and where the time went, on the trial: what the map reads."""
+    for key, item in record_of(recorded).attrs().items():
+        patient(partial(trial.set_user_attr, key, item), "recording the verdict")
+
+
 def _data_key(config: Config) -> str:
     return json.dumps(asdict(config.data), sort_keys=True)
 
@@ -94,7 +100,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         member, outcome = self._member(trial)
         try:
-            run_recorded(
+            recorded = run_recorded(
                 member.config,
                 self._data_for(member.config),
                 member.seed,
@@ -106,6 +112,7 @@ class Objective:
                 on_start=member.on_start,
                 on_end=member.on_end,
             )
+            _keep(trial, recorded)
         except BaseException:
             outcome.failed()
             raise
@@ -121,7 +128,9 @@ class Objective:
         try:
             data = self._data_for(prepared[0][0].config)
             group = f"trial-{trials[0].number:03d}"  # the first trial's run name
-            record_population([m for m, _ in prepared], data, self.tracker, group, parent=self.parent)
+            recorded = record_population([m for m, _ in prepared], data, self.tracker, group, parent=self.parent)
+            for trial, one in zip(trials, recorded):
+                _keep(trial, one)
         except BaseException:
             for _, outcome in prepared:
                 outcome.failed()
@@ -152,10 +161,8 @@ class Objective:
             patient(lambda: trial.set_user_attr(TrialAttr.RUN_ID, run.id), "linking the MLflow run")
 
         def end(recorded: Recorded) -> Dict[str, Any]:
-            """Keeps the verdict on the trial; the outcome's tags for its run."""
+            """The trial's value; the outcome's tags for its run, sent as the run ends."""
             outcome.value = objective_value(recorded.result, metric, self._data_for(config))
-            for key, item in record_of(recorded).attrs().items():
-                patient(partial(trial.set_user_attr, key, item), "recording the verdict")
             return {Tag.STATE: "PRUNED" if outcome.pruned else "COMPLETE", Tag.OBJECTIVE: outcome.value}
 
         tags = {
