@@ -23,6 +23,7 @@ log = logging.getLogger("gradsweep")
 # ./conf of the working directory is optional; Hydra warns when it is absent.
 warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=conf is not available")
 
+NOT_A_RUN = ("report", "compare", "predict", "rerun", "figure")  # the subcommands whose words are not Hydra's
 EPILOG = """\
 run takes Hydra overrides (key=value, +sweep=NAME, +experiment=NAME, group=option):
   gradsweep run --help        the config groups and their options (Hydra's help)
@@ -56,6 +57,13 @@ def _rerun(args: argparse.Namespace) -> int:
     from gradsweep.commands.rerun import rerun
 
     return 0 if rerun(args.run_id, args.tracking_uri, args.experiment) else 1
+
+
+def _figure(args: argparse.Namespace) -> int:
+    from gradsweep.commands.figure import figure
+
+    print(figure(args.run_id, args.tracking_uri))
+    return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -121,6 +129,12 @@ def parser() -> argparse.ArgumentParser:
     rerun.add_argument("--tracking-uri", default=None, metavar="URI", help="the MLflow store (default: the local one)")
     rerun.add_argument("--experiment", default=None, help="experiment of the new run (default: gradsweep)")
     rerun.set_defaults(handler=_rerun, settings=[], storage=None)
+    figure = sub.add_parser(
+        "figure", help="draw a run's gradient-flow figure from its records (one made with tracking.figures=false)"
+    )
+    figure.add_argument("run_id", help="MLflow run id of a trial or single run")
+    figure.add_argument("--tracking-uri", default=None, metavar="URI", help="the MLflow store (default: the local one)")
+    figure.set_defaults(handler=_figure, settings=[], storage=None)
     return top
 
 
@@ -153,11 +167,11 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     top = parser()
-    commands = {"run", "report", "compare", "predict", "rerun"}
+    commands = {"run", *NOT_A_RUN}
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]  # Hydra's words, flags included
     stopping.install()  # SIGTERM and Ctrl-C: runs end KILLED, the trial FAIL
-    logs.setup(fmt="%(message)s" if argv[0] in ("report", "compare", "predict", "rerun") else logs.FORMAT)
+    logs.setup(fmt="%(message)s" if argv[0] in NOT_A_RUN else logs.FORMAT)
     try:
         if argv[0] in ("report", "compare"):
             names, settings = _split_settings(argv[0], argv[1:])

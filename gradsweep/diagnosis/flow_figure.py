@@ -74,6 +74,14 @@ def gradient_flow(
     return named
 
 
+def recorded_layers(table: pd.DataFrame) -> List[str]:
+    """The layers whose kernel-gradient norms ``table`` (an ``epochs.csv``) holds, input
+    to output: ``dense_00``, ``dense_01``, ... then ``output``."""
+    parts = [str(c).split("/") for c in table.columns]
+    found = {p[1] for p in parts if len(p) == 3 and "/".join(p) == keys.grad(p[1], "norm_mean")}
+    return sorted(found - {"output"}) + (["output"] if "output" in found else [])
+
+
 def _named(verdict: Optional[Verdict], layers: Sequence[str]) -> List[str]:
     """The layers a sentence of the verdict names."""
     text = " ".join(verdict.evidence) if verdict is not None else ""

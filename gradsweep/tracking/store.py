@@ -244,6 +244,10 @@ class Tracker:
         """Downloads artifact ``name`` of a run into ``folder``; its local path."""
         return Path(self.client.download_artifacts(run_id, name, str(folder)))
 
+    def artifact_uri(self, run_id: str) -> str:
+        """Where a run's artifacts are kept."""
+        return str(self.client.get_run(run_id).info.artifact_uri)
+
     def tags(self, run_id: str) -> Dict[str, str]:
         """The tags of a run."""
         return dict(self.client.get_run(run_id).data.tags)
