@@ -27,7 +27,7 @@ sys.path.insert(0, str(TESTS))  # also when run as a script, to write the table
 from conftest import sqlite_stores  # noqa: E402
 
 TABLE = TESTS / "bad_input.md"
-COMMANDS = ("report", "compare", "predict", "rerun")  # the subcommands that are not a run
+COMMANDS = ("report", "compare", "predict", "rerun", "figure")  # the subcommands that are not a run
 # Goals the table reports against (the issue's): a config error in under 5 s, one that
 # needs the data read in under 15 s. The tests only guard against a hang.
 GOAL_S, DATA_GOAL_S, HANG_S = 5.0, 15.0, 60.0
@@ -179,6 +179,9 @@ CASES: Dict[str, Case] = {
     "report on a missing storage file": Case(("report", "smoke", "--storage", "{tmp}/none.journal"), "sweep.storage"),
     "rerun on a missing MLflow store": Case(
         ("rerun", "deadbeef", "--tracking-uri", "sqlite:///{tmp}/m.db"), "tracking.uri"
+    ),
+    "figure on a missing MLflow store": Case(
+        ("figure", "deadbeef", "--tracking-uri", "sqlite:///{tmp}/m.db"), "tracking.uri"
     ),
 }
 

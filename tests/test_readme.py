@@ -104,7 +104,7 @@ COVERAGE: Dict[str, Union[Run, Mapped]] = {
         "the commands after it run with this interpreter's bin/ first on PATH and VIRTUAL_ENV set",
     ),
     "gradsweep --help": Run(
-        (r"usage: gradsweep", r"\brun\b", r"\breport\b", r"\bcompare\b", r"\bpredict\b", r"\brerun\b")
+        (r"usage: gradsweep", r"\brun\b", r"\breport\b", r"\bcompare\b", r"\bpredict\b", r"\brerun\b", r"\bfigure\b")
     ),
     "python -m gradsweep +sweep=smoke": Run(
         (SUMMARY.format(3), r"regime map\s+sweeps/smoke/report/report\.html", r"mlflow ui --backend-store-uri"),
@@ -122,6 +122,7 @@ COVERAGE: Dict[str, Union[Run, Mapped]] = {
         (r'"name": "gradsweep"',), tour=True
     ),
     f"gradsweep rerun {RUN_ID}": Run((r"rerun of \w+ -> \w+: compared \d+ epochs.*identical",), tour=True),
+    f"gradsweep figure {RUN_ID}": Run((r"figure of \w+: \S+/gradient_flow\.png",), tour=True),
     # ------------------------------------------------------------------ your own sweep
     "python -m gradsweep +sweep=mine": Run(
         (r"sweep\s+mine", SUMMARY.format(4)), files=("sweeps/mine/report/report.html",), tour=True

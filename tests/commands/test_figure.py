@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from conftest import TINY_DATA, tiny_config
@@ -40,7 +41,7 @@ def test_figure_of_a_run_recorded_without_one(tmp_path):
     assert "tensorflow" not in done.stderr.lower()
     assert "gradient_flow.png" in {a.path for a in client.list_artifacts(run_id)}
     drawn = client.download_artifacts(run_id, "gradient_flow.png", str(tmp_path))
-    assert open(drawn, "rb").read(8) == PNG
+    assert Path(drawn).read_bytes()[:8] == PNG
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
