@@ -73,7 +73,7 @@ def test_deep_batchnorm_relu_explodes_early_and_its_shallow_twin_is_healthy(tmp_
 
 @pytest.mark.slow
 def test_layernorm_and_skips_rescue_a_deep_net_that_plain_init_makes_vanish():
-    deep = dict(activation="tanh", depth=40, init="random_normal", init_std=0.1)  # chi_1 = 0.32
+    deep = dict(activation="tanh", depth=24, init="random_normal", init_std=0.1)  # chi_1 = 0.32
     scaled = DataConfig(scale=True)
     assert _trained(scaled, **deep)[2].regime == "vanishing"
     config, result, layer = _trained(scaled, norm="layer", **deep)

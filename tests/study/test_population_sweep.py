@@ -14,6 +14,7 @@ from collections import defaultdict
 import optuna
 import pytest
 from conftest import run_gradsweep, sqlite_stores
+from faults import check_exactly_once, start, storage, wait_for_trial_in_progress
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -91,8 +92,6 @@ def test_a_population_of_adam_nets_is_refused_before_anything_runs(tmp_path):
 
 @pytest.mark.slow
 def test_a_group_killed_mid_training_is_run_again_one_by_one_with_its_params_and_seeds(tmp_path):
-    from test_workers_faults import _start, _storage, _wait_for_trial_in_progress, check_exactly_once
-
     tracking = f"sqlite:///{tmp_path}/m.db"
     MlflowClient(tracking).search_experiments()  # the schema, before processes race to create it
     args = [
@@ -101,12 +100,12 @@ def test_a_group_killed_mid_training_is_run_again_one_by_one_with_its_params_and
         "data.n_samples=1500", f"tracking.uri={tracking}", f"tracking.artifacts={tmp_path}/artifacts",
     ]  # fmt: skip
     journal = str(tmp_path / "sweeps" / "groups" / "optuna.journal")
-    process = _start(args, tmp_path)
+    process = start(args, tmp_path)
     try:
-        victim = _wait_for_trial_in_progress("groups", journal, process)
+        victim = wait_for_trial_in_progress("groups", journal, process)
         worker = victim.user_attrs["worker"]
         os.kill(int(worker.rsplit(":", 2)[1]), signal.SIGKILL)
-        running = optuna.load_study(study_name="groups", storage=_storage(journal)).get_trials()
+        running = optuna.load_study(study_name="groups", storage=storage(journal)).get_trials()
         lost = [t.number for t in running if t.state == TrialState.RUNNING and t.user_attrs.get("worker") == worker]
         output, _ = process.communicate(timeout=600)
     finally:
@@ -114,5 +113,5 @@ def test_a_group_killed_mid_training_is_run_again_one_by_one_with_its_params_and
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, output[-3000:]
     assert len(lost) > 1, "the kill should land in a group of several trials"
-    study = optuna.load_study(study_name="groups", storage=_storage(journal))
+    study = optuna.load_study(study_name="groups", storage=storage(journal))
     check_exactly_once(study, MlflowClient(tracking), 6, lost)
