@@ -25,8 +25,7 @@ def figure(run_id: str, tracking_uri: Optional[str] = None) -> str:
             ``regime.json`` (names ``tracking.uri`` or the run).
     """
     tracking = TrackingConfig(uri=tracking_uri or TrackingConfig.uri)
-    if tracking.local_file is not None and not tracking.local_file.is_file():  # not an empty new one
-        raise TrackingError(f"tracking.uri: no MLflow store at {tracking.local_file}")
+    tracking.require_records()
     import pandas as pd
 
     from gradsweep.diagnosis.flow_figure import gradient_flow, recorded_layers

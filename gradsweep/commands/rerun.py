@@ -64,8 +64,7 @@ def rerun(run_id: str, tracking_uri: Optional[str] = None, experiment: Optional[
     tracking = TrackingConfig(
         uri=tracking_uri or TrackingConfig.uri, experiment=experiment or TrackingConfig.experiment
     )
-    if tracking.local_file is not None and not tracking.local_file.is_file():  # not an empty new one
-        raise TrackingError(f"tracking.uri: no MLflow store at {tracking.local_file}")
+    tracking.require_records()
     import pandas as pd
 
     from gradsweep.tracking.store import Tracker

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gradsweep.config.checks import check, finite, one_of
 from gradsweep.config.sweep import SweepConfig
-from gradsweep.errors import ConfigError
+from gradsweep.errors import ConfigError, TrackingError
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "elu", "selu", "gelu", "linear")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -263,6 +263,12 @@ class TrackingConfig:
         absolute), None for any other store."""
         prefix = "sqlite:///"
         return Path(self.uri[len(prefix) :]) if self.uri.startswith(prefix) else None
+
+    def require_records(self) -> None:
+        """Raises TrackingError naming ``tracking.uri`` when its ``sqlite:///`` file does not
+        exist: a command that reads recorded runs must not create an empty store."""
+        if self.local_file is not None and not self.local_file.is_file():
+            raise TrackingError(f"tracking.uri: no MLflow store at {self.local_file}")
 
 
 @dataclass

@@ -79,7 +79,8 @@ def recorded_layers(table: pd.DataFrame) -> List[str]:
     to output: ``dense_00``, ``dense_01``, ... then ``output``."""
     parts = [str(c).split("/") for c in table.columns]
     found = {p[1] for p in parts if len(p) == 3 and "/".join(p) == keys.grad(p[1], "norm_mean")}
-    return sorted(found - {"output"}) + (["output"] if "output" in found else [])
+    hidden = sorted(found - {"output"}, key=lambda name: int(name.rsplit("_", 1)[1]))  # dense_99 < dense_100
+    return hidden + (["output"] if "output" in found else [])
 
 
 def _named(verdict: Optional[Verdict], layers: Sequence[str]) -> List[str]:

@@ -13,9 +13,11 @@ import pytest
 from conftest import TINY_DATA, tiny_config
 from mlflow import MlflowClient
 
+from gradsweep import keys
 from gradsweep.commands.figure import figure
 from gradsweep.config import TrackingConfig
 from gradsweep.data.datasets import load
+from gradsweep.diagnosis.flow_figure import recorded_layers
 from gradsweep.errors import TrackingError
 from gradsweep.tracking.recorder import run_recorded
 from gradsweep.tracking.store import Tracker
@@ -50,3 +52,11 @@ def test_figure_of_an_unknown_run_names_it(tmp_path):
     Tracker(tracking)
     with pytest.raises(TrackingError, match=r"^run deadbeef: no such run with epochs\.csv and regime\.json"):
         figure("deadbeef", tracking.uri)
+
+
+def test_recorded_layers_run_input_to_output_past_a_hundred():
+    import pandas as pd
+
+    names = [f"dense_{i:02d}" for i in range(101)] + ["output"]
+    columns = ["epoch", keys.grad("dense_00", "rel_norm")] + [keys.grad(n, "norm_mean") for n in reversed(names)]
+    assert recorded_layers(pd.DataFrame(columns=columns)) == names
