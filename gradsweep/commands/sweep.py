@@ -57,7 +57,7 @@ def run_sweep(
         check_resume(study, config, data)
         record_study_context(study, config)
         parent, new = parent_run(study, tracker, config, data)
-        recovery.reclaim(study)
+        recovery.reclaim(study, lock)
         end_orphan_runs(study, tracker, parent.id)
     status = "FAILED"
     try:
@@ -108,7 +108,7 @@ def _run_missing_trials(
     finally:
         bar.close()
         with lock:  # trials of workers that died last are closed, not left RUNNING
-            recovery.reclaim(study)
+            recovery.reclaim(study, lock)
             end_orphan_runs(study, tracker, parent.id)
 
 

@@ -39,6 +39,12 @@ class SweepLock:
         else:
             self.kind = "none"
 
+    @property
+    def exclusive(self) -> bool:
+        """Whether holding it excludes every other worker of the study, and a holder that
+        dies releases it (the file lock and the advisory lock both are)."""
+        return self.kind != "none"
+
     def __enter__(self) -> SweepLock:
         if self.kind == "file":
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,11 +22,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.keys import TrialAttr
 from gradsweep.retry import patient
+from gradsweep.study.lock import SweepLock
 
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, message=".*fail_stale_trials")
 
-# A RUNNING trial nobody claimed within this time lost its worker between ask and claim.
+# Where nothing serialises asks, a RUNNING trial nobody claimed within this time lost its
+# worker between ask and claim.
 UNCLAIMED_GRACE = timedelta(seconds=60)
 
 
@@ -69,8 +71,14 @@ class Recovery:
             raise ValueError(f"max_retry must be >= 0, got {max_retry}")
         self.max_retry, self.on_lost = max_retry, on_lost
 
-    def reclaim(self, study: optuna.Study) -> list[int]:
-        """Finds the study's lost trials and queues them again; call under the sweep lock.
+    def reclaim(self, study: optuna.Study, held: SweepLock) -> list[int]:
+        """Finds the study's lost trials and queues them again.
+
+        Args:
+            held: the sweep lock, held by the caller. Every trial is asked and claimed
+                under it; where it is exclusive (a dead holder's lock is released), an
+                unclaimed RUNNING trial was left by a process that died between the two,
+                and is lost at once rather than after ``UNCLAIMED_GRACE``.
 
         Returns:
             The numbers of the trials found lost.
@@ -84,7 +92,10 @@ class Recovery:
         for trial in running:
             token = trial.user_attrs.get(TrialAttr.WORKER)
             started = trial.datetime_start or now
-            lost = (owner_alive(token) is False) if token else (now - started > UNCLAIMED_GRACE)
+            if token:
+                lost = owner_alive(token) is False
+            else:
+                lost = held.exclusive or now - started > UNCLAIMED_GRACE
             if lost:
                 try:
                     patient(partial(study.tell, trial.number, state=TrialState.FAIL), "failing a lost trial")

@@ -7,7 +7,8 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from filelock import FileLock
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from gradsweep.config import ConfigError, SweepConfig
 from gradsweep.errors import first_line
@@ -33,23 +34,32 @@ def make_storage(url: str, heartbeat: int = 10):
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=3 * heartbeat
             )
-    # Absolute: Optuna's lock is a symlink to this path, and a lock left by a killed
-    # process is only seen as stale (and released) when its target resolves.
-    path = Path(url).resolve()
+    path = Path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _release_dangling_lock(path)
     repair_journal(path)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), JournalLock(path)))
 
 
-def _release_dangling_lock(journal: Path) -> None:
-    """Removes a journal lock that points nowhere: a live owner's lock always points at
-    the journal, so this one was left by a process killed while it held it (under a
-    relative path, which Optuna's stale-lock release never sees)."""
-    lock = Path(f"{journal}.lock")
-    if lock.is_symlink() and not lock.exists():
-        log.warning("removing the lock %s left by a process killed while holding it", lock)
-        lock.unlink(missing_ok=True)
+class JournalLock(JournalFileOpenLock):
+    """The journal's write lock as an OS file lock (flock, through filelock) on
+    ``<journal>.flock``: the kernel drops it when its holder dies, however it died.
+    Optuna's own locks are files that a process killed mid-write leaves behind, and the
+    next writer waits 30 s before it takes them as stale. Every gradsweep process takes
+    this one; readers (a report, optuna-dashboard) take none.
+    """
+
+    POLL_SECONDS = 0.002  # the lock is held for one append: a short poll, not filelock's 50 ms
+
+    def __init__(self, journal: Path):
+        super().__init__(str(journal))
+        self._lock = FileLock(f"{journal}.flock")
+
+    def acquire(self) -> bool:
+        self._lock.acquire(poll_interval=self.POLL_SECONDS)
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def repair_journal(journal: Path) -> bool:
@@ -62,7 +72,7 @@ def repair_journal(journal: Path) -> bool:
     """
     if not journal.is_file() or journal.stat().st_size == 0 or _last_byte(journal) == b"\n":
         return False
-    lock = JournalFileSymlinkLock(str(journal))
+    lock = JournalLock(journal)
     lock.acquire()
     try:
         with open(journal, "rb+") as file:

@@ -98,7 +98,7 @@ def _next_trial(
 ) -> tuple[Optional[optuna.Trial], bool]:
     """Under the lock: (a claimed trial or None, whether the sweep is done)."""
     with lock:
-        recovery.reclaim(study)
+        recovery.reclaim(study, lock)
         n = counts(study)
         if n["counted"] >= n_trials:
             return None, True
@@ -121,7 +121,7 @@ def _next_group(
     ``MEMBER_KEYS`` (the first sampled freely, the others by the study's sampler with those
     keys fixed, see :func:`fixing`), and whether the sweep is done."""
     with lock:
-        recovery.reclaim(study)
+        recovery.reclaim(study, lock)
         n = counts(study)
         if n["counted"] >= n_trials:
             return [], True
