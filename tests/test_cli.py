@@ -92,10 +92,9 @@ CASES: Dict[str, Case] = {
     "n_trials 0": Case(sweep("sweep.n_trials=0"), "sweep.n_trials"),
     "n_workers 0": Case(sweep("sweep.n_workers=0"), "sweep.n_workers"),
     "population 0": Case(sweep("sweep.population=0"), "sweep.population"),
-    "a population of Adam nets": Case(sweep("sweep.population=8"), "sweep.population"),
+    "a population with dropout": Case(sweep("sweep.population=8", "model.dropout=0.2"), "sweep.population"),
     "a population over normalisations": Case(
         sweep(
-            "optimizer=sgd",
             "sweep.population=8",
             "+sweep.space.model.norm={type:categorical,choices:[none,batch]}",
         ),

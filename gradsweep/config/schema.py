@@ -367,10 +367,9 @@ class Config:
             self._check_population(space)
 
     def _check_population(self, space: Dict[str, Any]) -> None:
-        """Populations train plain SGD nets so far: no normalisation, no skip connections,
-        no dropout, SGD only."""
+        """Populations train plain nets so far: no normalisation, no skip connections, no
+        dropout."""
         plain = {
-            "optimizer.name": ("sgd",),
             "model.norm": ("none",),
             "model.residual": (False,),
             "model.dropout": (0, 0.0),
@@ -382,14 +381,11 @@ class Config:
             if spec is not None:
                 values = list(spec.choices if spec.type == "categorical" else spec.bounds)
             bad = [v for v in values if v not in allowed]
-            check(
-                not bad,
-                "sweep.population",
-                f"populations train plain SGD nets (optimizer sgd, norm none, no residual, no dropout); "
-                f"{name} is {bad[0]!r}"
-                if bad
-                else "",
-            )
+            if bad:
+                raise ConfigError(
+                    f"sweep.population: populations train plain nets (norm none, no residual, no dropout); "
+                    f"{name} is {bad[0]!r}"
+                )
 
     def _largest_params(self) -> Dict[str, Any]:
         space = self.sweep.params() if self.sweep is not None else {}

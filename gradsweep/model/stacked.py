@@ -8,10 +8,12 @@ ops of one net: the per-op overhead that dominates the small nets of a map is pa
 K trials.
 
 The optimizer is ours: Keras' optimizers hold one learning rate, clipnorm and momentum each
-and clip a variable as a whole, where a member needs its own. It is SGD with momentum doing
-what ``keras.optimizers.SGD`` does, op for op (the same clip, the same momentum update), and
-the statistics are :class:`~gradsweep.model.gradstats.GradientStats`' per member, so that a
-member records what the same trial alone records (``tests/model/test_stacked.py``).
+and clip a variable as a whole, where a member needs its own. Ours takes those as ``[K]``
+tensors and otherwise does what the configured ``keras.optimizers`` SGD (with momentum),
+Adam or RMSprop (with momentum) does, op for op, with that optimizer's own constants (betas,
+rho, epsilon); the statistics are :class:`~gradsweep.model.gradstats.GradientStats`' per
+member, so that a member records what the same trial alone records
+(``tests/training/test_population.py``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from gradsweep import keys
-from gradsweep.config import ModelConfig
-from gradsweep.model.network import bias_initializer, hidden_name, kernel_initializer
+from gradsweep.config import ModelConfig, OptimizerConfig
+from gradsweep.model.network import bias_initializer, build_optimizer, hidden_name, kernel_initializer
 from gradsweep.model.theory import ACTIVATIONS
 
 
@@ -38,7 +40,7 @@ class Member:
     seed: int
     learning_rate: float
     clipnorm: Optional[float] = None
-    momentum: float = 0.0
+    momentum: float = 0.0  # SGD's and RMSprop's; Adam has none
 
 
 class StackedNet:
@@ -51,6 +53,8 @@ class StackedNet:
         members: one per net, in the order of the leading axis.
         batch_size: rows of a step.
         zero_tol: a gradient entry at or below this magnitude counts as zero.
+        optimizer: every member's optimizer, one of ``OPTIMIZERS`` (its hyperparameters
+            are the member's).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class StackedNet:
         members: Sequence[Member],
         batch_size: int = 32,
         zero_tol: float = 1e-12,
+        optimizer: str = "sgd",
     ):
         if not members:
             raise ValueError("a population needs at least one member")
@@ -80,7 +85,11 @@ class StackedNet:
         self.kernels = [tf.Variable(tf.zeros((k, a, b)), name=f"kernel_{i}") for i, (a, b) in enumerate(self._shapes)]
         self.biases = [tf.Variable(tf.zeros((k, b)), name=f"bias_{i}") for i, (_, b) in enumerate(self._shapes)]
         self.variables = [v for pair in zip(self.kernels, self.biases) for v in pair]
-        self.momenta = [variable(v.shape) for v in self.variables]
+        # The configured Keras optimizer's constants, so that a member steps as it would alone.
+        self.optimizer = build_optimizer(OptimizerConfig(name=optimizer))
+        self.momenta = [variable(v.shape) for v in self.variables]  # Adam's first moments
+        self.velocities = [variable(v.shape) for v in self.variables] if optimizer != "sgd" else []
+        self.iterations = variable(())
         self.learning_rate, self.clipnorm, self.momentum = variable(k), variable(k), variable(k)
         self.active = tf.Variable(tf.ones(k, tf.bool), trainable=False)
         # Per member, as GradientStats: norm, rel_norm, update_ratio, zero_frac, nonfinite.
@@ -112,8 +121,8 @@ class StackedNet:
         for i, shape in enumerate(self._shapes):
             self.kernels[i].assign(np.stack([self._kernel(m, i, shape) for m in members]))
             self.biases[i].assign(np.stack([self._bias(m, i, shape[1]) for m in members]))
-        for momentum in self.momenta:
-            momentum.assign(tf.zeros_like(momentum))
+        for slot in (*self.momenta, *self.velocities, self.iterations):
+            slot.assign(tf.zeros_like(slot))
         self.learning_rate.assign([m.learning_rate for m in members])
         self.clipnorm.assign([m.clipnorm or 0.0 for m in members])
         self.momentum.assign([m.momentum for m in members])
@@ -170,22 +179,48 @@ class StackedNet:
         return np.asarray(loss, dtype=float), np.asarray(right, dtype=float) / int(x.shape[0])
 
     def step(self, x: tf.Tensor, y: tf.Tensor) -> None:
-        """One SGD step of every active member on its own batch ``x [K, B, F]``, ``y [K, B, 1]``."""
+        """One step of every active member on its own batch ``x [K, B, F]``, ``y [K, B, 1]``."""
         with tf.GradientTape() as tape:
             loss, right = self.losses(x, y)
             total = tf.reduce_sum(loss)  # member k's variables see only loss[k]
         grads = tape.gradient(total, self.variables)
         before = [tf.convert_to_tensor(k) for k in self.kernels]
         moves = []
-        for variable, momentum, grad in zip(self.variables, self.momenta, grads):
-            update = momentum * self._per_member(self.momentum, grad) - self._clip(grad) * self._per_member(
-                self.learning_rate, grad
-            )
+        velocities = self.velocities or [None] * len(self.variables)
+        for variable, momentum, velocity, grad in zip(self.variables, self.momenta, velocities, grads):
+            move, first, second = self._update(self._clip(grad), momentum, velocity)
             keep = self._per_member(self.active, grad)
-            momentum.assign(tf.where(keep, update, momentum))
-            variable.assign(tf.where(keep, variable + update, variable))
-            moves.append(update)
+            momentum.assign(tf.where(keep, first, momentum))
+            if velocity is not None:
+                velocity.assign(tf.where(keep, second, velocity))
+            variable.assign(tf.where(keep, variable + move, variable))
+            moves.append(move)
+        self.iterations.assign_add(1.0)
         self._record(grads, before, moves[0::2], loss, right, tf.cast(tf.shape(x)[1], tf.float32))
+
+    def _update(
+        self, grad: tf.Tensor, momentum: tf.Tensor, velocity: Optional[tf.Tensor]
+    ) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
+        """(what the variable moves by, its momentum slot, its velocity slot) after a step on
+        the clipped ``grad``, as the member's Keras optimizer computes them (its
+        ``update_step``, with ``[K]`` hyperparameters)."""
+        opt = self.optimizer
+        lr, mu = self._per_member(self.learning_rate, grad), self._per_member(self.momentum, grad)
+        if isinstance(opt, keras.optimizers.Adam):
+            assert velocity is not None
+            t = self.iterations + 1.0
+            alpha = lr * tf.sqrt(1 - tf.pow(tf.constant(opt.beta_2), t)) / (1 - tf.pow(tf.constant(opt.beta_1), t))
+            m = momentum + (grad - momentum) * (1 - opt.beta_1)
+            v = velocity + (tf.square(grad) - velocity) * (1 - opt.beta_2)
+            return -(m * alpha / (tf.sqrt(v) + opt.epsilon)), m, v
+        if isinstance(opt, keras.optimizers.RMSprop):
+            assert velocity is not None
+            v = opt.rho * velocity + (1 - opt.rho) * tf.square(grad)
+            increment = lr * grad / tf.sqrt(v + opt.epsilon)
+            m = tf.where(mu > 0, mu * momentum + increment, increment)
+            return -m, m, v
+        update = momentum * mu - grad * lr
+        return update, update, velocity
 
     @staticmethod
     def _per_member(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:

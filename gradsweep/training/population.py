@@ -80,11 +80,12 @@ def _net(config: Config, n_features: int, members: List[Member]) -> Tuple[Stacke
     """A net for these members: a kept one of the same shape, reset to them (no tracing),
     else a new one, kept for the next population; and whether it was kept."""
     model = config.model
-    key = (model.activation, tuple(model.hidden_widths), n_features, len(members), config.train.batch_size,
-           config.train.zero_grad_tol)  # fmt: skip
+    train, optimizer = config.train, config.optimizer.name
+    key = (model.activation, tuple(model.hidden_widths), n_features, len(members), train.batch_size,
+           train.zero_grad_tol, optimizer)  # fmt: skip
     net = _NETS.get(key)
     if net is None:
-        net = StackedNet(model, n_features, members, config.train.batch_size, config.train.zero_grad_tol)
+        net = StackedNet(model, n_features, members, train.batch_size, train.zero_grad_tol, optimizer)
         _NETS[key] = net
         return net, False
     net.reset(members)
@@ -113,8 +114,6 @@ def train_population(
         raise ValueError("a population needs one seed per config, and at least one config")
     if len({graph_key(c) for c in configs}) != 1:
         raise ValueError(f"a population's configs must agree on {', '.join(GRAPH_KEYS)}")
-    if configs[0].optimizer.name != "sgd":
-        raise ValueError("population training covers SGD (with momentum) so far")
     listeners = listeners or [[] for _ in configs]
     start = time.perf_counter()
     seed_everything(seeds[0])  # pins TensorFlow's global seed, which the shuffle's draw depends on

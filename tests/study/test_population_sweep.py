@@ -1,7 +1,7 @@
 """``sweep.population=K`` (gradsweep/study/worker.py, objective.py, tracking/recorder.py): a
 worker trains K trials that share the graph together; each is still one Optuna trial and
 one MLflow run with the records of a lone trial, and ``gradsweep rerun`` of a member
-reproduces it alone."""
+reproduces it alone (Adam nets here, SGD in the kill test)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ SPACE = "{type: float, low: 0.05, high: 1.0, log: true}"
 def population_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("population")
     stores = sqlite_stores(tmp)
-    done = run_gradsweep(
-        "+sweep=smoke", "optimizer=sgd", "model.init=random_normal", f"+sweep.space.model.init_std={SPACE}",
+    done = run_gradsweep(  # the smoke sweep's Adam nets
+        "+sweep=smoke", "model.init=random_normal", f"+sweep.space.model.init_std={SPACE}",
         "sweep.population=3", f"sweep.n_trials={N_TRIALS}", f"train.epochs={EPOCHS}",
         *(f"{k}={v}" for k, v in stores.items()), cwd=tmp,
     )  # fmt: skip
@@ -82,11 +82,12 @@ def test_rerun_of_a_member_reproduces_it_alone(population_sweep):
     assert "trained alone, a member of population" in out and "(within 0.0001)" in out, out[-2000:]
 
 
-def test_a_population_of_adam_nets_is_refused_before_anything_runs(tmp_path):
+def test_a_population_with_dropout_is_refused_before_anything_runs(tmp_path):
     stores = sqlite_stores(tmp_path)
-    done = run_gradsweep("+sweep=smoke", "sweep.population=4", *(f"{k}={v}" for k, v in stores.items()), cwd=tmp_path)
+    overrides = ("+sweep=smoke", "sweep.population=4", "model.dropout=0.2", *(f"{k}={v}" for k, v in stores.items()))
+    done = run_gradsweep(*overrides, cwd=tmp_path)
     assert done.returncode == 2
-    assert "sweep.population: populations train plain SGD nets" in done.stdout and "'adam'" in done.stdout
+    assert "sweep.population: populations train plain nets" in done.stdout and "model.dropout is 0.2" in done.stdout
     assert not (tmp_path / "o.db").exists() and not (tmp_path / "m.db").exists()
 
 

@@ -23,12 +23,13 @@ def data() -> Dataset:
 
 
 def _config(
-    std=0.3, lr=0.05, clipnorm=None, momentum=0.0, init="random_normal", epochs=3, activation="tanh", **train
-) -> Config:
+    std=0.3, lr=0.05, clipnorm=None, momentum=0.0, init="random_normal", epochs=3, activation="tanh",
+    optimizer="sgd", **train
+) -> Config:  # fmt: skip
     return Config(
         data=DATA,
         model=ModelConfig(activation=activation, depth=4, width=16, init=init, init_std=std),
-        optimizer=OptimizerConfig(name="sgd", learning_rate=lr, clipnorm=clipnorm, momentum=momentum),
+        optimizer=OptimizerConfig(name=optimizer, learning_rate=lr, clipnorm=clipnorm, momentum=momentum),
         train=TrainConfig(epochs=epochs, batch_size=32, **train),
     )
 
@@ -46,14 +47,17 @@ def _deviation(alone: TrainResult, member: TrainResult) -> float:
     ])  # fmt: skip
 
 
-def test_every_member_records_what_its_config_records_alone(data):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+def test_every_member_records_what_its_config_records_alone(data, optimizer):
     # Its own initializer and std, seed and shuffle, learning rate, clipping (off for some)
-    # and momentum: every metric of every epoch, and the step-0 measurements, within 1e-4.
+    # and momentum (Adam has none): every metric of every epoch, and the step-0
+    # measurements, within 1e-4.
+    scale = 1.0 if optimizer == "sgd" else 0.1  # Adam's and RMSprop's steps are about lr each
     configs = [
-        _config(0.3, 0.05),
-        _config(0.5, 0.01, clipnorm=1.0, momentum=0.9),
-        _config(0.2, 0.1, clipnorm=0.5, momentum=0.5),
-        _config(0.4, 0.02, init="glorot_uniform"),
+        _config(0.3, 0.05 * scale, optimizer=optimizer),
+        _config(0.5, 0.01 * scale, clipnorm=1.0, momentum=0.9, optimizer=optimizer),
+        _config(0.2, 0.1 * scale, clipnorm=0.5, momentum=0.5, optimizer=optimizer),
+        _config(0.4, 0.02 * scale, init="glorot_uniform", optimizer=optimizer),
     ]
     seeds = [1, 2, 3, 4]
     members = train_population(configs, data, seeds)
@@ -99,9 +103,8 @@ def test_configs_that_do_not_share_a_graph_are_refused(data):
     with pytest.raises(ValueError, match="must agree on model.activation"):
         train_population([_config(), replace(_config(), model=ModelConfig(activation="relu", depth=4, width=16))],
                          data, [1, 2])  # fmt: skip
-    with pytest.raises(ValueError, match="SGD"):
-        adam = replace(_config(), optimizer=OptimizerConfig(name="adam"))
-        train_population([adam], data, [1])
+    with pytest.raises(ValueError, match="must agree on .*optimizer.name"):
+        train_population([_config(), _config(optimizer="adam")], data, [1, 2])
 
 
 def test_a_kept_net_trains_its_next_members_as_a_new_net_would(data):
