@@ -91,7 +91,7 @@ CASES: Dict[str, Case] = {
     "a regime share above 1": Case(sweep("regime.dead=2"), "regime.dead"),
     "n_trials 0": Case(sweep("sweep.n_trials=0"), "sweep.n_trials"),
     "n_workers 0": Case(sweep("sweep.n_workers=0"), "sweep.n_workers"),
-    "population 0": Case(sweep("sweep.population=0"), "sweep.population"),
+    "negative population": Case(sweep("sweep.population=-1"), "sweep.population"),
     "a population with dropout": Case(sweep("sweep.population=8", "model.dropout=0.2"), "sweep.population"),
     "a population over normalisations": Case(
         sweep(
@@ -104,6 +104,9 @@ CASES: Dict[str, Case] = {
     "depth 100000": Case(sweep("model.depth=100000"), "model.depth"),
     "width 10000000": Case(sweep("model.width=10000000"), "model.width"),
     "too many parameters": Case(sweep("model.depth=200", "model.width=4096"), "model"),
+    "a population larger than memory": Case(
+        sweep("sweep.population=1000", "model.width=1024", "model.depth=8"), "sweep.population"
+    ),
     "more memory than the machine has": Case(
         sweep("model.depth=190", "model.width=512", "sweep.n_workers=1000"), "sweep.n_workers", data=False
     ),

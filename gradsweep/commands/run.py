@@ -94,6 +94,13 @@ def _check_memory(config: Config) -> None:
     needed, available = config.memory_needed(), psutil.virtual_memory().available
     if needed > available:
         workers = config.sweep.n_workers if config.sweep is not None else 1
+        population = config.sweep.population if config.sweep is not None else 1
+        if population > 1:
+            raise ConfigError(
+                f"sweep.population: {population} nets of the largest model in {workers} worker(s) take about "
+                f"{needed / 2**30:.1f} GiB; this machine has {available / 2**30:.1f} GiB available (a smaller "
+                "sweep.population, or 0 to fit it automatically)"
+            )
         raise ConfigError(
             f"model: the largest model in {workers} worker(s) takes about {needed / 2**30:.1f} GiB; this machine "
             f"has {available / 2**30:.1f} GiB available (a smaller model or fewer sweep.n_workers)"

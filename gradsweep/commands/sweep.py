@@ -95,14 +95,17 @@ def _run_missing_trials(
     if done >= sweep.n_trials:
         log.info("study %s already has %d counted trials; nothing to run", sweep.name, done)
         return
+    objective = Objective(config, data, tracker, parent) if sweep.n_workers == 1 else None
+    if objective is not None:
+        objective.population_size()  # sweep.population=0 measures its K here, before the bar is drawn
     bar = tqdm(total=sweep.n_trials, initial=done, desc=sweep.name, unit="trial")
 
     def progress(counted: int) -> None:
         bar.update(max(0, min(counted, sweep.n_trials) - bar.n))
 
     try:
-        if sweep.n_workers == 1:
-            run_trials(study, Objective(config, data, tracker, parent), sweep.n_trials, lock, recovery, progress)
+        if objective is not None:
+            run_trials(study, objective, sweep.n_trials, lock, recovery, progress)
         else:
             run_pool(config, parent.id, study, progress)
     finally:

@@ -360,10 +360,10 @@ class Config:
             for value in spec.choices if spec.type == "categorical" else spec.bounds:  # type: ignore[union-attr]
                 self._check_value(name, value)
         # The largest model the space allows, all at once (each bound alone may pass).
-        largest = self._largest_params()
+        largest = self.largest_params()
         if len(largest) > 1:
             self._check_value(", ".join(largest), None, largest)
-        if self.sweep.population > 1:
+        if self.sweep.population != 1:
             self._check_population(space)
 
     def _check_population(self, space: Dict[str, Any]) -> None:
@@ -387,16 +387,20 @@ class Config:
                     f"{name} is {bad[0]!r}"
                 )
 
-    def _largest_params(self) -> Dict[str, Any]:
+    def largest_params(self) -> Dict[str, Any]:
+        """The upper bound of every numeric model key the space sweeps: its largest net."""
         space = self.sweep.params() if self.sweep is not None else {}
         return {n: s.bounds[1] for n, s in space.items() if n.startswith("model.") and s.type != "categorical"}
 
-    def memory_needed(self) -> int:
-        """Bytes the largest model of the space (or the model) takes in every worker at once."""
-        largest = self._largest_params()
+    def memory_needed(self, population: Optional[int] = None) -> int:
+        """Bytes the largest model of the space (or the model) takes in every worker at once,
+        ``population`` of them per worker (default ``sweep.population``; automatic counts 1)."""
+        largest = self.largest_params()
         model = self.with_params(largest).model if largest else self.model
         workers = self.sweep.n_workers if self.sweep is not None else 1
-        return workers * model.parameters * BYTES_PER_WEIGHT
+        if population is None:
+            population = max(self.sweep.population, 1) if self.sweep is not None else 1
+        return workers * population * model.parameters * BYTES_PER_WEIGHT
 
     def _check_value(self, name: str, value: Any, params: Optional[Dict[str, Any]] = None) -> None:
         """A space entry's value gets the checks the key's own value gets, before any trial

@@ -149,7 +149,9 @@ class SweepConfig:
         population: trials a worker trains together in one graph (a population, see
             ``gradsweep.training.population``): they share the swept keys that fix the graph
             and differ in the others (init, init std, bias std, learning rate, clipnorm,
-            momentum); 1 = one trial at a time.
+            momentum); 1 = one trial at a time; 0 = automatic: the largest K whose steady
+            epoch takes at most 1.5x one net's, measured when a worker starts on the
+            space's largest net, capped by memory and ``n_trials``.
     """
 
     name: str = "sweep"
@@ -179,7 +181,7 @@ class SweepConfig:
         check(self.n_workers >= 1, "sweep.n_workers", f"must be >= 1, got {self.n_workers}")
         check(self.heartbeat >= 1, "sweep.heartbeat", f"must be >= 1 second, got {self.heartbeat}")
         check(self.max_retry >= 0, "sweep.max_retry", f"must be >= 0, got {self.max_retry}")
-        check(self.population >= 1, "sweep.population", f"must be >= 1, got {self.population}")
+        check(self.population >= 0, "sweep.population", f"must be >= 0 (0 = automatic), got {self.population}")
         one_of(self.sampler, SAMPLERS, "sweep.sampler")
         one_of(self.pruner, PRUNERS, "sweep.pruner")
         for group, entries in self.space.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -19,6 +20,8 @@ from gradsweep.study.recovery import owner
 from gradsweep.study.search import suggest
 from gradsweep.tracking.recorder import Member, Recorded, derive_seed, objective_value, record_population, run_recorded
 from gradsweep.tracking.store import Run, Tracker
+
+log = logging.getLogger(__name__)
 
 
 def trial_name(number: int, params: Dict[str, object]) -> str:
@@ -82,6 +85,25 @@ class Objective:
         self.space = config.sweep.params()
         # Trials that sweep data.* keys get their own data; equal settings share one copy.
         self._data = {_data_key(config): data}
+        self._size: Optional[int] = None
+
+    def population_size(self) -> int:
+        """Trials trained together: ``sweep.population``, or for 0 the K measured on the
+        space's largest net when first asked (see ``automatic_size``), capped by memory
+        and ``sweep.n_trials``."""
+        if self.sweep.population:
+            return self.sweep.population
+        if self._size is None:
+            import psutil
+
+            from gradsweep.training.population import AUTO_LIMIT, automatic_size
+
+            largest = self.config.with_params(self.config.largest_params())
+            room = psutil.virtual_memory().available // max(self.config.memory_needed(population=1), 1)
+            sizing = automatic_size(largest, self._data_for(largest), min(AUTO_LIMIT, self.sweep.n_trials, room))
+            log.info("sweep.population=0: %s", sizing.describe())
+            self._size = sizing.size
+        return self._size
 
     def _data_for(self, config: Config) -> Dataset:
         key = _data_key(config)

@@ -224,7 +224,7 @@ def run_trials(
     gc.collect()
     gc.freeze()
     ran = 0
-    size = getattr(getattr(objective, "sweep", None), "population", 1)
+    size = objective.population_size() if hasattr(objective, "population_size") else 1
     while True:
         stopping.check()
         if size > 1:

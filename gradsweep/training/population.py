@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cachetools
@@ -74,6 +75,57 @@ def _orders(seeds: Sequence[int], rows: int) -> tf.data.Dataset:
 
 
 _NETS: cachetools.LRUCache = cachetools.LRUCache(maxsize=8)
+
+# sweep.population=0: the largest K whose steady epoch takes at most this many times one
+# net's. Below it K nets cost about what one costs (the per-op overhead is shared).
+AUTO_SLOWDOWN = 1.5
+AUTO_LIMIT = 1024
+AUTO_REPEATS = 5  # steady epochs timed per K, the fastest kept
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """What ``sweep.population=0`` measured and chose."""
+
+    size: int  # the K chosen
+    seconds: Dict[int, float]  # a steady epoch's wall time at each K tried
+    limit: int  # the most K could be (memory, trials)
+
+    def describe(self) -> str:
+        tried = ", ".join(f"{k}: {1000 * s:.1f} ms" for k, s in sorted(self.seconds.items()))
+        return (
+            f"K = {self.size} (a steady epoch at K = {tried}; it may take {AUTO_SLOWDOWN}x K = 1's, "
+            f"and K is at most {self.limit})"
+        )
+
+
+def automatic_size(config: Config, data: Dataset, limit: int) -> Sizing:
+    """Doubles K from 1 while a steady epoch of K nets of ``config``'s architecture takes at
+    most ``AUTO_SLOWDOWN`` times one net's (the same code path at K = 1), up to ``limit``;
+    the largest such K. Its members have the config's initializer, learning rate 0 (the
+    weights stay as drawn, so no member diverges into slower arithmetic), the data's rows.
+    The nets are kept (see ``_net``): the chosen K's first population does not trace again.
+    """
+    x = tf.constant(data.x_train, tf.float32)
+    y = tf.constant(data.y_train.reshape(-1, 1), tf.float32)
+    rows, rng = len(data.x_train), np.random.default_rng(0)
+    seconds: Dict[int, float] = {}
+    size, k, limit = 1, 1, max(limit, 1)
+    while k <= limit:
+        net, _ = _net(config, x.shape[1], [Member(config.model, seed, 0.0) for seed in range(k)])
+        order = tf.constant(np.stack([rng.permutation(rows) for _ in range(k)]), tf.int64)
+        seconds[k] = min(_epoch_seconds(net, order, x, y) for _ in range(AUTO_REPEATS + 1))  # the first traces
+        if seconds[k] > AUTO_SLOWDOWN * seconds[1]:
+            break
+        size, k = k, 2 * k
+    return Sizing(size, seconds, limit)
+
+
+def _epoch_seconds(net: StackedNet, order: tf.Tensor, x: tf.Tensor, y: tf.Tensor) -> float:
+    start = time.perf_counter()
+    net.train_epoch(order, x, y)
+    net.seen.numpy()  # waits for the epoch (a GPU runs it asynchronously)
+    return time.perf_counter() - start
 
 
 def _net(config: Config, n_features: int, members: List[Member]) -> Tuple[StackedNet, bool]:

@@ -82,6 +82,20 @@ def test_rerun_of_a_member_reproduces_it_alone(population_sweep):
     assert "trained alone, a member of population" in out and "(within 0.0001)" in out, out[-2000:]
 
 
+def test_an_automatic_population_measures_its_size_and_trains_groups_of_it(tmp_path):
+    stores = sqlite_stores(tmp_path)
+    overrides = ("+sweep=smoke", "sweep.population=0", "sweep.n_trials=5", *(f"{k}={v}" for k, v in stores.items()))
+    done = run_gradsweep(*overrides, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    said = next(line for line in done.stdout.splitlines() if "sweep.population=0: K = " in line)
+    size = int(said.split("K = ")[1].split()[0])
+    assert size in (1, 2, 4) and "K is at most 5" in said, said  # doubled up to the trials
+    client = MlflowClient(stores["tracking.uri"])
+    runs = client.search_runs([client.get_experiment_by_name("gradsweep").experiment_id])
+    first = next(r for r in runs if r.data.tags.get(Tag.TRIAL_NUMBER) == "0")
+    assert first.data.tags.get(Tag.POPULATION, "alone") == (f"trial-000/{size}" if size > 1 else "alone")
+
+
 def test_a_population_with_dropout_is_refused_before_anything_runs(tmp_path):
     stores = sqlite_stores(tmp_path)
     overrides = ("+sweep=smoke", "sweep.population=4", "model.dropout=0.2", *(f"{k}={v}" for k, v in stores.items()))

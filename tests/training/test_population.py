@@ -12,7 +12,7 @@ import pytest
 from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from gradsweep.data.datasets import Dataset, load
 from gradsweep.training.loop import TrainResult, train
-from gradsweep.training.population import train_population
+from gradsweep.training.population import AUTO_SLOWDOWN, automatic_size, train_population
 
 DATA = DataConfig(name="moons", n_samples=400)
 
@@ -120,3 +120,18 @@ def test_a_kept_net_trains_its_next_members_as_a_new_net_would(data):
     assert all(m.reused_model for m in kept) and not any(m.reused_model for m in fresh)
     for a, b in zip(kept, fresh):  # to float32 rounding: the threads' reductions sum in their own order
         assert _deviation(a, b) < 1e-6
+
+
+def test_the_automatic_size_is_the_largest_k_within_the_slowdown_and_starts_traced(data):
+    sizing = automatic_size(_config(), data, limit=64)
+    one, chosen = sizing.seconds[1], sizing.size
+    assert all(seconds <= AUTO_SLOWDOWN * one for k, seconds in sizing.seconds.items() if k <= chosen), sizing
+    beyond = sorted(k for k in sizing.seconds if k > chosen)
+    assert (beyond == [2 * chosen] and sizing.seconds[2 * chosen] > AUTO_SLOWDOWN * one) or (chosen, beyond) == (64, [])
+    members = train_population([_config(std=0.1 + 0.01 * i) for i in range(chosen)], data, list(range(chosen)))
+    assert all(m.reused_model for m in members)  # the measured net, kept: no tracing
+
+
+def test_the_automatic_size_stays_within_its_limit(data):
+    sizing = automatic_size(_config(), data, limit=1)
+    assert sizing.size == 1 and list(sizing.seconds) == [1]
