@@ -4,11 +4,12 @@
 The population sweep runs first (a seeded random sampler; a group's trials share the swept
 keys that fix the graph); its points are then enqueued, in trial order, into a study that
 one worker runs one trial at a time. Both run in this process, as a worker runs them, with
-the same stores and cores. Printed: trials per minute of each (from the studies'
-timestamps), how many trials got the same verdict, where the trials' time went, and the
+the same stores and cores. Printed: trials per minute of each (over the wall time of its
+worker loop), how many trials got the same verdict, where the trials' time went, and the
 horizon: the wall time of a 1,000-trial map at the population's rate.
 
-``python -m benchmarks.populations`` (64 trials, K = 8, 30 epochs);
+``python -m benchmarks.populations`` (64 trials, K = 8, 30 epochs; ``--population 0``: the
+worker measures K first, and that time counts);
 ``--trials 8 --population 4 --epochs 2`` checks that it runs; Hydra overrides after the
 flags apply to both sweeps (``tracking.figures=false``).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from typing import Dict, List, Sequence
 
@@ -49,6 +51,7 @@ class Sweep:
     trials: List[optuna.trial.FrozenTrial]
     per_min: float
     parts: Dict[str, float]
+    size: int  # K, as chosen
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Result:
     population: Sweep
     alone: Sweep
     same: int  # trials with the same verdict in both
-    size: int
+    automatic: bool  # K chosen by sweep.population=0
 
 
 def _run(config: Config, study: optuna.Study, tracker: Tracker, n_trials: int) -> Sweep:
@@ -64,14 +67,15 @@ def _run(config: Config, study: optuna.Study, tracker: Tracker, n_trials: int) -
     parent = tracker.start_run(study.study_name, {})
     objective = Objective(config, load(config.data), tracker, parent)
     lock = SweepLock(config.sweep.storage, study.study_name)
+    start = time.perf_counter()  # from here: sweep.population=0 measures its K inside
     run_trials(study, objective, n_trials, lock, Recovery(0, lambda trial: None))
+    window = time.perf_counter() - start
     parent.finish()
     trials = sorted(study.get_trials(states=COUNTED), key=lambda t: t.number)
-    window = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     parts: collections.Counter = collections.Counter()
     for t in trials:
         parts.update({k: v for k, v in t.user_attrs.get("seconds", {}).items() if k != "train"})
-    return Sweep(trials, 60 * len(trials) / window, dict(parts))
+    return Sweep(trials, 60 * len(trials) / window, dict(parts), objective.population_size())
 
 
 def populations(n_trials: int, size: int, epochs: int, overrides: Sequence[str] = ()) -> Result:
@@ -104,13 +108,15 @@ def populations(n_trials: int, size: int, epochs: int, overrides: Sequence[str] 
             alone_study.enqueue_trial(trial.params)
         alone = _run(replace(config, sweep=replace(config.sweep, population=1)), alone_study, tracker, n_trials)
     same = sum(a.user_attrs.get("regime") == b.user_attrs.get("regime") for a, b in zip(together.trials, alone.trials))
-    return Result(together, alone, same, size)
+    return Result(together, alone, same, size == 0)
 
 
 def report(r: Result) -> List[str]:
     n = len(r.population.trials)
+    auto = " (automatic)" if r.automatic else ""
     lines = [
-        f"7: sweep exploding, {n} trials, population {r.size} vs 1 (same points): {r.population.per_min:.1f} vs "
+        f"7: sweep exploding, {n} trials, population {r.population.size}{auto} vs 1 (same points): "
+        f"{r.population.per_min:.1f} vs "
         f"{r.alone.per_min:.1f} trials/min; same verdict in {r.same}/{n} trials; a 1,000-trial map at this rate: "
         f"{1000 / r.population.per_min:.1f} min"
     ]
@@ -123,12 +129,12 @@ def report(r: Result) -> List[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=64, help="trials of each sweep")
-    parser.add_argument("--population", type=int, default=8, help="K, trials trained together")
+    parser.add_argument("--population", type=int, default=8, help="K, trials trained together (0: automatic)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs per trial")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for both sweeps, e.g. tracking.figures=false")
     args = parser.parse_args(argv)
-    if min(args.trials, args.epochs) < 1 or args.population < 2:
-        parser.error("--trials and --epochs must be >= 1, --population >= 2")
+    if min(args.trials, args.epochs) < 1 or args.population == 1 or args.population < 0:
+        parser.error("--trials and --epochs must be >= 1, --population 0 (automatic) or >= 2")
     print("\n".join(report(populations(args.trials, args.population, args.epochs, args.overrides))))
     return 0
 

@@ -93,23 +93,7 @@ def counts(study: optuna.Study) -> dict:
     return out
 
 
-def _next_trial(
-    study: optuna.Study, n_trials: int, lock: SweepLock, recovery: Recovery, claim: Callable[[optuna.Trial], None]
-) -> tuple[Optional[optuna.Trial], bool]:
-    """Under the lock: (a claimed trial or None, whether the sweep is done)."""
-    with lock:
-        recovery.reclaim(study, lock)
-        n = counts(study)
-        if n["counted"] >= n_trials:
-            return None, True
-        if not n["WAITING"] and n["counted"] + n["RUNNING"] >= n_trials:
-            return None, False
-        trial = patient(study.ask, "starting a trial")
-        claim(trial)
-        return trial, False
-
-
-def _next_group(
+def _next_trials(
     study: optuna.Study,
     n_trials: int,
     size: int,
@@ -117,9 +101,10 @@ def _next_group(
     recovery: Recovery,
     objective: Objective,
 ) -> tuple[List[optuna.Trial], bool]:
-    """Under the lock: up to ``size`` claimed trials that share every swept key outside
-    ``MEMBER_KEYS`` (the first sampled freely, the others by the study's sampler with those
-    keys fixed, see :func:`fixing`), and whether the sweep is done."""
+    """Under the lock: up to ``size`` claimed trials, their params suggested, that share
+    every swept key outside ``MEMBER_KEYS`` (the first sampled freely, the others by the
+    study's sampler with those keys fixed, see :func:`fixing`); and whether the sweep is
+    done. Suggested under the lock, a trial's point is taken before the next worker asks."""
     with lock:
         recovery.reclaim(study, lock)
         n = counts(study)
@@ -127,15 +112,17 @@ def _next_group(
             return [], True
         free = n_trials - n["counted"] - n["RUNNING"]
         if n["WAITING"]:
-            free = 1  # a lost trial comes back with its own params, whatever the group's
+            free = 1  # a lost trial comes back alone, with its own params
         if free <= 0:
             return [], False
         first = patient(study.ask, "starting a trial")
         objective.claim(first)
         params = suggest(first, objective.space)
         group = [first]
-        fixed = {k: v for k, v in params.items() if k not in MEMBER_KEYS}
         members = min(size, free) - 1
+        if members <= 0:
+            return group, False
+        fixed = {k: v for k, v in params.items() if k not in MEMBER_KEYS}
         if isinstance(study.sampler, GroupedGridSampler):  # no repeats to fill a group
             members = min(members, study.sampler.room(study, fixed))
         with fixing(study, fixed):
@@ -205,17 +192,16 @@ def _run_group(study: optuna.Study, objective: Objective, trials: List[optuna.Tr
 
 def run_trials(
     study: optuna.Study,
-    objective,
+    objective: Objective,
     n_trials: int,
     lock: SweepLock,
     recovery: Recovery,
     progress: Optional[Callable[[int], None]] = None,
 ) -> int:
-    """Runs trials of ``study`` until ``n_trials`` are counted; returns how many it ran.
+    """Runs trials of ``study`` until ``n_trials`` are counted, ``objective.population_size()``
+    at a time (a group of one is a lone trial); returns how many it ran.
 
     Args:
-        objective: called with each trial; has ``claim(trial)``, called under the lock
-            right after the trial starts (records the worker and the seed).
         progress: called with the counted trials after each trial or poll.
     """
     # Tracing a new model starts with a full garbage collection (compiled.py), which
@@ -224,14 +210,10 @@ def run_trials(
     gc.collect()
     gc.freeze()
     ran = 0
-    size = objective.population_size() if hasattr(objective, "population_size") else 1
+    size = objective.population_size()
     while True:
         stopping.check()
-        if size > 1:
-            trials, done = _next_group(study, n_trials, size, lock, recovery, objective)
-        else:
-            trial, done = _next_trial(study, n_trials, lock, recovery, objective.claim)
-            trials = [trial] if trial is not None else []
+        trials, done = _next_trials(study, n_trials, size, lock, recovery, objective)
         if done:
             break
         if not trials:
