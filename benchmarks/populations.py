@@ -1,5 +1,6 @@
-"""Result 7, populations: trials per minute of the exploding sweep's space with
-``sweep.population=K`` against one trial at a time, on the same points.
+"""Result 7, populations: trials per minute of a shipped sweep's space (the exploding one
+unless ``--sweep`` names another) with ``sweep.population=K`` against one trial at a time,
+on the same points.
 
 The population sweep runs first (a seeded random sampler; a group's trials share the swept
 keys that fix the graph); its points are then enqueued, in trial order, into a study that
@@ -60,6 +61,7 @@ class Result:
     alone: Sweep
     same: int  # trials with the same verdict in both
     automatic: bool  # K chosen by sweep.population=0
+    sweep: str
 
 
 def _run(config: Config, study: optuna.Study, tracker: Tracker, n_trials: int) -> Sweep:
@@ -78,15 +80,17 @@ def _run(config: Config, study: optuna.Study, tracker: Tracker, n_trials: int) -
     return Sweep(trials, 60 * len(trials) / window, dict(parts), objective.population_size())
 
 
-def populations(n_trials: int, size: int, epochs: int, overrides: Sequence[str] = ()) -> Result:
+def populations(
+    n_trials: int, size: int, epochs: int, overrides: Sequence[str] = (), sweep: str = "exploding"
+) -> Result:
     """Both sweeps over the same points: their throughput, parts and agreement."""
     with tempfile.TemporaryDirectory() as tmp:
         config = _compose(
             [
-                "+sweep=exploding",
+                f"+sweep={sweep}",
                 f"sweep.n_trials={n_trials}",
                 "sweep.sampler=random",
-                "~sweep.sampler_options.n_startup_trials",
+                "++sweep.sampler_options={seed: 0}",
                 "sweep.pruner=none",
                 f"train.epochs={epochs}",
                 f"sweep.population={size}",
@@ -108,14 +112,14 @@ def populations(n_trials: int, size: int, epochs: int, overrides: Sequence[str] 
             alone_study.enqueue_trial(trial.params)
         alone = _run(replace(config, sweep=replace(config.sweep, population=1)), alone_study, tracker, n_trials)
     same = sum(a.user_attrs.get("regime") == b.user_attrs.get("regime") for a, b in zip(together.trials, alone.trials))
-    return Result(together, alone, same, size == 0)
+    return Result(together, alone, same, size == 0, sweep)
 
 
 def report(r: Result) -> List[str]:
     n = len(r.population.trials)
     auto = " (automatic)" if r.automatic else ""
     lines = [
-        f"7: sweep exploding, {n} trials, population {r.population.size}{auto} vs 1 (same points): "
+        f"7: sweep {r.sweep}, {n} trials, population {r.population.size}{auto} vs 1 (same points): "
         f"{r.population.per_min:.1f} vs "
         f"{r.alone.per_min:.1f} trials/min; same verdict in {r.same}/{n} trials; a 1,000-trial map at this rate: "
         f"{1000 / r.population.per_min:.1f} min"
@@ -131,11 +135,13 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=64, help="trials of each sweep")
     parser.add_argument("--population", type=int, default=8, help="K, trials trained together (0: automatic)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs per trial")
+    parser.add_argument("--sweep", default="exploding", help="the shipped sweep whose space is sampled")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for both sweeps, e.g. tracking.figures=false")
     args = parser.parse_args(argv)
     if min(args.trials, args.epochs) < 1 or args.population == 1 or args.population < 0:
         parser.error("--trials and --epochs must be >= 1, --population 0 (automatic) or >= 2")
-    print("\n".join(report(populations(args.trials, args.population, args.epochs, args.overrides))))
+    result = populations(args.trials, args.population, args.epochs, args.overrides, args.sweep)
+    print("\n".join(report(result)))
     return 0
 
 
