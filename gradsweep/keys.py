@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 # ---------------------------------------------------------------- MLflow metric keys
 TRAIN_LOSS, TRAIN_ACCURACY = "train/loss", "train/accuracy"
@@ -30,6 +30,17 @@ THEORY_CHI1, THEORY_SIGMA_W2 = "theory/chi1", "theory/sigma_w2"
 MEASURED_CHI1 = "measured/chi1"
 TRAIN_SECONDS = "train_seconds"
 BEST_VALUE = "best/value"
+
+
+def hidden_layer(index: int) -> str:
+    """The stable name of hidden layer ``index`` (0 = next to the input): the Keras
+    layer's name and the ``<layer>`` of its keys."""
+    return f"dense_{index:02d}"
+
+
+def layer_names(hidden: int) -> List[str]:
+    """The recorded layers of a net with ``hidden`` hidden layers, input to output."""
+    return [hidden_layer(i) for i in range(hidden)] + ["output"]
 
 
 def grad(layer: str, stat: str) -> str:

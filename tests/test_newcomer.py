@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib
 import optuna
+import psutil
 import pytest
 from conftest import run_gradsweep
 from mlflow import MlflowClient
@@ -67,6 +68,34 @@ def test_no_tensorflow_lines_from_spawned_workers_either(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert not NOISE.search(done.stderr + done.stdout), done.stderr[:2000]
+
+
+def _loads_tensorflow(process: psutil.Process) -> bool:
+    try:
+        return any("tensorflow" in m.path for m in process.memory_maps())
+    except psutil.Error:  # gone meanwhile
+        return False
+
+
+def test_the_main_process_of_a_sweep_with_workers_does_not_load_tensorflow(tmp_path):
+    # Its workers train. Loaded in the main process as well, TensorFlow held their start
+    # back by its import (3-4 s) and kept some 400 MB there for nothing.
+    stores = [f"tracking.uri=sqlite:///{tmp_path}/m.db", f"sweep.storage=sqlite:///{tmp_path}/o.db"]
+    args = ["+sweep=smoke", "sweep.n_workers=2", "train.epochs=20", "data.n_samples=1500", *stores]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradsweep", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        main, deadline = psutil.Process(process.pid), time.monotonic() + 120
+        while not any(_loads_tensorflow(child) for child in main.children()):  # a worker has: the check sees it
+            assert process.poll() is None and time.monotonic() < deadline, "no worker loaded TensorFlow"
+            time.sleep(0.2)
+        assert not _loads_tensorflow(main)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output.decode()[-2000:]
 
 
 def test_mlflow_ui_opens_on_training_runs_and_shows_each_regime(pruned_smoke):

@@ -44,14 +44,17 @@ def run(cfg: DictConfig) -> int:
     except GradsweepError as err:
         log.error("%s", err)
         return err.exit_code
-    logs.import_tensorflow()
+    # A sweep's worker processes load TensorFlow each; this one only where it trains.
+    trains_here = config.sweep is None or config.sweep.n_workers == 1
+    if trains_here:
+        logs.import_tensorflow()
     from gradsweep.commands.sweep import run_single, run_sweep
     from gradsweep.training.device import configure, threads_for
 
     try:
         text = OmegaConf.to_yaml(cfg, resolve=True)  # @hydra.main hands over cfg without its hydra node
-        used = configure(config.device, threads_for(config.threads, config.sweep.n_workers if config.sweep else 1))
-        log.debug("TensorFlow on %s", used)
+        if trains_here:
+            log.debug("TensorFlow on %s", configure(config.device, threads_for(config.threads, 1)))
         if study is not None:
             summary = run_sweep(config, text, data, tracker=tracker, study=study)
         else:

@@ -16,18 +16,14 @@ from typing import List
 import keras
 import numpy as np
 
+from gradsweep import keys
 from gradsweep.config import ModelConfig, OptimizerConfig
 from gradsweep.model.gradstats import InstrumentedModel
 
 
-def hidden_name(index: int) -> str:
-    """The stable name of hidden Dense layer ``index`` (0 = next to the input)."""
-    return f"dense_{index:02d}"
-
-
 def layer_names(cfg: ModelConfig) -> List[str]:
     """Names of the Dense layers whose gradients are recorded, input to output."""
-    return [hidden_name(i) for i in range(len(cfg.hidden_widths))] + ["output"]
+    return keys.layer_names(len(cfg.hidden_widths))
 
 
 def kernel_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
@@ -71,7 +67,7 @@ def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 
         # Placeholder initial values: initialize() draws the real ones, for a new model
         # and for one reused by a later trial alike. BatchNorm's shift replaces the bias.
         block = keras.layers.Dense(
-            width, name=hidden_name(i), use_bias=cfg.norm != "batch", kernel_initializer="zeros"
+            width, name=keys.hidden_layer(i), use_bias=cfg.norm != "batch", kernel_initializer="zeros"
         )(h)
         if cfg.norm == "batch":
             block = keras.layers.BatchNormalization(name=norm_name(cfg, i))(block)
@@ -98,7 +94,7 @@ def initialize(model: keras.Model, cfg: ModelConfig, seed: int) -> None:
     the skip projections and the dropout masks' random state. The only place that
     decides initial values."""
     for i in range(len(cfg.hidden_widths)):
-        dense = model.get_layer(hidden_name(i))
+        dense = model.get_layer(keys.hidden_layer(i))
         # Each layer gets its own seed so layers of equal shape do not start identical.
         _assign(dense.kernel, kernel_initializer(cfg, seed + 2 * i))
         if dense.bias is not None:

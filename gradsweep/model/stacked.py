@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from gradsweep import keys
 from gradsweep.config import ModelConfig, OptimizerConfig
-from gradsweep.model.network import bias_initializer, build_optimizer, hidden_name, kernel_initializer
+from gradsweep.model.network import bias_initializer, build_optimizer, kernel_initializer
 from gradsweep.model.theory import ACTIVATIONS
 
 
@@ -72,7 +72,7 @@ class StackedNet:
             raise ValueError("population training covers plain nets: no normalisation, no skip connections, no dropout")
         self.architecture = architecture
         self.activation = architecture.activation
-        self.hidden = [hidden_name(i) for i in range(len(architecture.hidden_widths))]
+        self.hidden = [keys.hidden_layer(i) for i in range(len(architecture.hidden_widths))]
         self.layers = [*self.hidden, "output"]
         self._act = keras.activations.get(architecture.activation)
         self._flat = ACTIVATIONS[architecture.activation].flat

@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,11 @@ from gradsweep.data.datasets import Dataset
 from gradsweep.diagnosis import flow_figure
 from gradsweep.diagnosis.regime import Verdict, diagnose, trainability
 from gradsweep.keys import Artifact, Tag
-from gradsweep.model.network import layer_names
 from gradsweep.model.theory import Prediction, no_theory, predict
 from gradsweep.tracking.store import Run, Tracker
-from gradsweep.training.loop import EpochListener, TrainResult, train
+
+if TYPE_CHECKING:
+    from gradsweep.training.loop import EpochListener, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,9 @@ def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed:
     table = epoch_table(result)
     table.to_csv(folder / Artifact.EPOCHS, index=False)
     if config.tracking.figures:
-        flow_figure.gradient_flow(table, layer_names(config.model), folder / Artifact.GRADIENT_FLOW, verdict)
+        flow_figure.gradient_flow(
+            table, keys.layer_names(len(config.model.hidden_widths)), folder / Artifact.GRADIENT_FLOW, verdict
+        )
     replay = asdict(config)
     replay["train"]["seed"] = seed  # `gradsweep rerun` trains with exactly this seed
     replay.pop("sweep", None)
@@ -154,7 +157,7 @@ def _judge(config: Config, result: TrainResult, data: Dataset) -> Tuple[Verdict,
     """The trial's regime verdict with its trainability, and what mean-field theory
     predicted for its model."""
     theory = theory_for(config, data.mean_square)
-    verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
+    verdict = diagnose(result, config.model, config.regime, keys.layer_names(len(config.model.hidden_widths)))
     verdict.facts.update(trainability(result.final, data.positive_rate, config.regime.trainable_margin))
     return verdict, theory
 
@@ -277,6 +280,8 @@ def run_recorded(
         if on_start is not None:
             on_start(run)
         laps.lap("run_setup")
+        from gradsweep.training.loop import train  # TensorFlow: only a process that trains loads it
+
         result = train(config, data, seed, [_epoch_logger(run), *listeners])
         laps.lap("train")
         recorded = _conclude(run, config, data, result, seed, name, laps, on_end)
