@@ -72,8 +72,8 @@ class StackedNet:
             raise ValueError("population training covers plain nets: no normalisation, no skip connections, no dropout")
         self.architecture = architecture
         self.activation = architecture.activation
-        self.hidden = [keys.hidden_layer(i) for i in range(len(architecture.hidden_widths))]
-        self.layers = [*self.hidden, "output"]
+        self.layers = keys.layer_names(len(architecture.hidden_widths))
+        self.hidden = self.layers[:-1]
         self._act = keras.activations.get(architecture.activation)
         self._flat = ACTIVATIONS[architecture.activation].flat
         self._shapes = list(itertools.pairwise([n_features, *architecture.hidden_widths, 1]))

@@ -48,6 +48,8 @@ class JournalLock(JournalFileOpenLock):
     this one; readers (a report, optuna-dashboard) take none.
     """
 
+    # A JournalFileOpenLock only in type, for JournalFileBackend's signature: both of its
+    # methods are replaced.
     POLL_SECONDS = 0.002  # the lock is held for one append: a short poll, not filelock's 50 ms
 
     def __init__(self, journal: Path):
