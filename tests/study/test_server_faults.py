@@ -1,6 +1,6 @@
 """Workers on PostgreSQL and an MLflow server, started on 127.0.0.1 by the tests, and the
-faults they must survive: a worker killed in one of two processes, either server restarted,
-the MLflow server gone for good. Real processes, real stores."""
+faults they must survive: a population's worker killed in one of two processes, either
+server restarted, the MLflow server gone for good. Real processes, real stores."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from faults import EPOCHS, SWEEP, check_exactly_once, finish, start, wait_for_tr
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from gradsweep.keys import Tag
+
 
 def _server_args(optuna_url: str, tracking: str, name: str, n_trials: int, *extra: str) -> list[str]:
     return [
@@ -26,19 +28,28 @@ def _server_args(optuna_url: str, tracking: str, name: str, n_trials: int, *extr
     ]
 
 
-def test_three_workers_from_two_processes_on_postgres_survive_a_sigkill(optuna_url, mlflow_http):
-    """Two `gradsweep` processes (as on two machines: 2 + 1 workers) join one study and one
-    parent run; one worker is SIGKILLed mid-trial; exactly n_trials, none twice."""
-    n_trials, name = 5, "pg-killed"
-    first = start(_server_args(optuna_url, mlflow_http.url, name, n_trials, "sweep.n_workers=2"), Path.cwd())
-    victim = wait_for_trial_in_progress(name, optuna_url, first)
-    second = start(_server_args(optuna_url, mlflow_http.url, name, n_trials), Path.cwd())
-    os.kill(int(victim.user_attrs["worker"].rsplit(":", 2)[1]), signal.SIGKILL)
-    outputs = [finish(first), finish(second)]
-    assert first.returncode == 0 and second.returncode == 0, "\n".join(o[-2500:] for o in outputs)
+def test_groups_and_lone_trials_from_two_processes_on_postgres_survive_a_sigkill(optuna_url, mlflow_http):
+    """Two `gradsweep` processes (as on two machines) join one study and one parent run:
+    one with 2 workers training populations of 2, one with a worker training trials alone.
+    A population's worker is SIGKILLed mid-training: its whole group is failed (its
+    heartbeats stop) and each member is run again once; exactly n_trials, none twice."""
+    n_trials, name = 6, "pg-killed"
+    groups = start(
+        _server_args(optuna_url, mlflow_http.url, name, n_trials, "sweep.n_workers=2", "sweep.population=2"),
+        Path.cwd(),
+    )
+    victim = wait_for_trial_in_progress(name, optuna_url, groups)
+    alone = start(_server_args(optuna_url, mlflow_http.url, name, n_trials), Path.cwd())
+    worker = victim.user_attrs["worker"]
+    os.kill(int(worker.rsplit(":", 2)[1]), signal.SIGKILL)
+    running = optuna.load_study(study_name=name, storage=optuna_url).get_trials(states=(TrialState.RUNNING,))
+    lost = [t.number for t in running if t.user_attrs.get("worker") == worker]
+    outputs = [finish(groups), finish(alone)]
+    assert groups.returncode == 0 and alone.returncode == 0, "\n".join(o[-2500:] for o in outputs)
+    assert len(lost) == 2, "the kill should land in a group of two"
     study = optuna.load_study(study_name=name, storage=optuna_url)
     client = MlflowClient(mlflow_http.url)
-    check_exactly_once(study, client, n_trials, lost=[victim.number])
+    check_exactly_once(study, client, n_trials, lost=lost)
     experiment = client.get_experiment_by_name("gradsweep")
     parents = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.`optuna.study` = '{name}' and tags.`gradsweep.kind` = 'sweep'"
@@ -47,7 +58,9 @@ def test_three_workers_from_two_processes_on_postgres_survive_a_sigkill(optuna_u
     trials = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
     )
-    assert len(trials) == n_trials + 1  # the killed attempt stays, FAILED
+    assert len(trials) == n_trials + len(lost)  # the killed attempts stay, FAILED
+    members = [r for r in trials if r.info.status == "FINISHED" and Tag.POPULATION in r.data.tags]
+    assert members, "no population finished on PostgreSQL and the MLflow server"
     assert optuna_url.split("@")[0].split(":")[-1] not in "".join(outputs)  # the password is never printed
 
 
