@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from gradsweep import keys
 from gradsweep.config.checks import check, finite, one_of
 from gradsweep.config.sweep import SweepConfig
 from gradsweep.errors import ConfigError, TrackingError
@@ -164,6 +165,11 @@ class ModelConfig:
     def hidden_widths(self) -> List[int]:
         """The width of every hidden layer, from the input."""
         return list(self.widths) if self.widths is not None else [self.width] * self.depth
+
+    @property
+    def layer_names(self) -> List[str]:
+        """The Dense layers whose gradients are recorded, input to output."""
+        return keys.layer_names(len(self.hidden_widths))
 
 
 @dataclass

@@ -11,7 +11,6 @@ residual net the projection ``skip_{i:02d}`` where its block changes width and t
 from __future__ import annotations
 
 import math
-from typing import List
 
 import keras
 import numpy as np
@@ -19,11 +18,6 @@ import numpy as np
 from gradsweep import keys
 from gradsweep.config import ModelConfig, OptimizerConfig
 from gradsweep.model.gradstats import InstrumentedModel
-
-
-def layer_names(cfg: ModelConfig) -> List[str]:
-    """Names of the Dense layers whose gradients are recorded, input to output."""
-    return keys.layer_names(len(cfg.hidden_widths))
 
 
 def kernel_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
@@ -83,7 +77,7 @@ def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 
             block = keras.layers.Add(name=f"add_{i:02d}")([skip, block])
         h = block
     outputs = keras.layers.Dense(1, activation="sigmoid", name="output", kernel_initializer="zeros")(h)
-    model = InstrumentedModel(inputs=inputs, outputs=outputs, recorded=layer_names(cfg), name="mlp", zero_tol=zero_tol)
+    model = InstrumentedModel(inputs=inputs, outputs=outputs, recorded=cfg.layer_names, name="mlp", zero_tol=zero_tol)
     initialize(model, cfg, seed)
     return model
 

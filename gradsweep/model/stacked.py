@@ -72,7 +72,7 @@ class StackedNet:
             raise ValueError("population training covers plain nets: no normalisation, no skip connections, no dropout")
         self.architecture = architecture
         self.activation = architecture.activation
-        self.layers = keys.layer_names(len(architecture.hidden_widths))
+        self.layers = architecture.layer_names
         self.hidden = self.layers[:-1]
         self._act = keras.activations.get(architecture.activation)
         self._flat = ACTIVATIONS[architecture.activation].flat

@@ -120,9 +120,7 @@ def write_artifacts(config: Config, result: TrainResult, verdict: Verdict, seed:
     table = epoch_table(result)
     table.to_csv(folder / Artifact.EPOCHS, index=False)
     if config.tracking.figures:
-        flow_figure.gradient_flow(
-            table, keys.layer_names(len(config.model.hidden_widths)), folder / Artifact.GRADIENT_FLOW, verdict
-        )
+        flow_figure.gradient_flow(table, config.model.layer_names, folder / Artifact.GRADIENT_FLOW, verdict)
     replay = asdict(config)
     replay["train"]["seed"] = seed  # `gradsweep rerun` trains with exactly this seed
     replay.pop("sweep", None)
@@ -157,7 +155,7 @@ def _judge(config: Config, result: TrainResult, data: Dataset) -> Tuple[Verdict,
     """The trial's regime verdict with its trainability, and what mean-field theory
     predicted for its model."""
     theory = theory_for(config, data.mean_square)
-    verdict = diagnose(result, config.model, config.regime, keys.layer_names(len(config.model.hidden_widths)))
+    verdict = diagnose(result, config.model, config.regime, config.model.layer_names)
     verdict.facts.update(trainability(result.final, data.positive_rate, config.regime.trainable_margin))
     return verdict, theory
 

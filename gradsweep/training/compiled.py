@@ -20,7 +20,7 @@ from cachetools import LRUCache
 
 from gradsweep.config import Config
 from gradsweep.model.gradstats import InstrumentedModel, SaturationProbe
-from gradsweep.model.network import build_model, build_optimizer, initialize, layer_names
+from gradsweep.model.network import build_model, build_optimizer, initialize
 
 # Settings that only decide values a reused model is given anew (initialize(), the
 # learning-rate variable): trials differing only in these share a compiled model.
@@ -102,7 +102,7 @@ def _compile(config: Config, n_features: int, steps_per_execution: int, seed: in
     # Slot variables made now, not by the first step: variables created while tracing
     # make tf.function trace the whole train loop a second time.
     model.optimizer.build(model.trainable_variables)
-    probe = SaturationProbe(model, layer_names(config.model)[:-1], config.model.activation)
+    probe = SaturationProbe(model, config.model.layer_names[:-1], config.model.activation)
     return Compiled(model, probe, [np.array(v) for v in model.optimizer.variables])
 
 

@@ -15,7 +15,7 @@ from gradsweep.data.datasets import load
 from gradsweep.diagnosis.flow_figure import gradient_flow
 from gradsweep.diagnosis.regime import diagnose
 from gradsweep.model.gradstats import SaturationProbe, preactivation_profile, probe_gradient_norms
-from gradsweep.model.network import build_model, layer_names
+from gradsweep.model.network import build_model
 from gradsweep.model.theory import normalised_chi1, predict
 from gradsweep.tracking.recorder import epoch_table, theory_for
 from gradsweep.training.loop import train
@@ -24,7 +24,7 @@ from gradsweep.training.loop import train
 def _trained(data: DataConfig, epochs: int = 3, **model):
     config = Config(data=data, model=ModelConfig(width=32, **model), train=TrainConfig(epochs=epochs))
     result = train(config, load(config.data), seed=0)
-    return config, result, diagnose(result, config.model, config.regime, layer_names(config.model))
+    return config, result, diagnose(result, config.model, config.regime, config.model.layer_names)
 
 
 def test_theory_for_normalised_nets():
@@ -59,7 +59,7 @@ def test_deep_batchnorm_relu_explodes_early_and_its_shallow_twin_is_healthy(tmp_
     config, result, verdict = _trained(DataConfig(), activation="relu", depth=48, norm="batch")
     assert verdict.regime == "exploding", verdict.evidence
     # The trial's figure marks the layers the evidence names, beside the profile at init.
-    marked = gradient_flow(epoch_table(result), layer_names(config.model), tmp_path / "flow.png", verdict)
+    marked = gradient_flow(epoch_table(result), config.model.layer_names, tmp_path / "flow.png", verdict)
     assert {"dense_00", "dense_47"} <= set(marked) and (tmp_path / "flow.png").stat().st_size > 0
     early = [s for s in verdict.evidence if "the largest of epochs 1-3" in s]
     assert early and "batch statistics" in early[0], verdict.evidence

@@ -10,7 +10,6 @@ import pytest
 from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, RegimeConfig, TrainConfig
 from gradsweep.data.datasets import load
 from gradsweep.diagnosis.regime import REGIMES, Verdict, diagnose
-from gradsweep.model.network import layer_names
 from gradsweep.training.loop import TrainResult, train
 
 LAYERS = ["dense_00", "dense_01", "dense_02", "output"]
@@ -157,5 +156,5 @@ def test_real_trainings_get_the_verdict_theory_fixes(name, model, optimizer, lr,
         train=TrainConfig(epochs=2),
     )
     result = train(config, load(config.data), seed=0)
-    verdict = diagnose(result, config.model, config.regime, layer_names(config.model))
+    verdict = diagnose(result, config.model, config.regime, config.model.layer_names)
     assert verdict.regime in expected, verdict.evidence

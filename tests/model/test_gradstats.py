@@ -13,13 +13,13 @@ from conftest import tiny_config as _config
 from gradsweep.config import Config, ModelConfig, TrainConfig
 from gradsweep.data.datasets import Dataset, load
 from gradsweep.model.gradstats import apply_and_capture
-from gradsweep.model.network import build_model, layer_names
+from gradsweep.model.network import build_model
 from gradsweep.training.loop import train
 
 
 def _independent_gradients(config: Config, data: Dataset, seed: int):
     model = build_model(config.model, data.x_train.shape[1], seed)
-    names = layer_names(config.model)
+    names = config.model.layer_names
     kernels = [model.get_layer(n).kernel for n in names]
     with tf.GradientTape() as tape:
         pred = model(data.x_train, training=True)

@@ -8,7 +8,7 @@ from conftest import tiny_config as _config
 
 from gradsweep.config import ModelConfig
 from gradsweep.data.datasets import load
-from gradsweep.model.network import build_model, layer_names
+from gradsweep.model.network import build_model
 from gradsweep.training.loop import train
 
 
@@ -23,7 +23,7 @@ def test_layer_names_are_stable_across_trials():
         "grad/output/norm_mean",
     }
     assert expected <= set(first.epochs[0]) and set(first.epochs[0]) == set(second.epochs[0])
-    assert layer_names(ModelConfig(widths=[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]))[-2:] == ["dense_10", "output"]
+    assert ModelConfig(widths=[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]).layer_names[-2:] == ["dense_10", "output"]
 
 
 def test_norm_and_residual_build_the_blocks_they_name():
