@@ -155,15 +155,16 @@ def diagnose(result: TrainResult, model: ModelConfig, rules: RegimeConfig, layer
 
 
 def _diverged(result: TrainResult) -> Verdict:
-    """A NaN or inf training loss (``result.diverged_epoch``) decides the verdict before any
-    gradient rule: training stopped there, and the statistics it left describe a broken
-    net, not a regime."""
-    return Verdict(
-        "diverged",
-        "nan_loss",
-        [f"training loss became NaN or inf in epoch {result.diverged_epoch}"],
-        {"diverged_epoch": float(result.diverged_epoch or 0)},
-    )
+    """A NaN or inf training loss or weight (``result.diverged_epoch``) decides the verdict
+    before any gradient rule: training stopped there, and the statistics it left describe
+    a broken net, not a regime."""
+    epoch = result.diverged_epoch or 0
+    loss = result.epochs[epoch - 1].get(keys.TRAIN_LOSS, math.nan) if 0 < epoch <= len(result.epochs) else math.nan
+    facts = {"diverged_epoch": float(epoch)}
+    if math.isfinite(loss):
+        sentence = f"weights became NaN or inf in epoch {epoch}, the training loss still finite ({loss:.3g})"
+        return Verdict("diverged", "nonfinite_weights", [sentence], facts)
+    return Verdict("diverged", "nan_loss", [f"training loss became NaN or inf in epoch {epoch}"], facts)
 
 
 def _nonfinite_gradients(trial: _Trial) -> _Evidence:

@@ -176,6 +176,11 @@ class StackedNet:
         loss, right = self._losses(x, y)
         return np.asarray(loss, dtype=float), np.asarray(right, dtype=float) / int(x.shape[0])
 
+    def weights_finite(self) -> np.ndarray:
+        """Per member ``[K]``, whether every one of its weights is a number."""
+        k = int(self.active.shape[0])
+        return np.all([np.isfinite(v.numpy()).reshape(k, -1).all(axis=1) for v in self.variables], axis=0)
+
     def step(self, x: tf.Tensor, y: tf.Tensor) -> None:
         """One step of every active member on its own batch ``x [K, B, F]``, ``y [K, B, 1]``."""
         with tf.GradientTape() as tape:

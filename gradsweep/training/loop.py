@@ -42,7 +42,7 @@ class TrainResult:
             early stopping restored them).
         stop_reason: ``completed``, ``early_stopping``, ``diverged`` or ``stopped``
             (a listener asked to stop, e.g. pruning).
-        diverged_epoch: the epoch whose loss was NaN or inf, if any.
+        diverged_epoch: the epoch that ended with a NaN or inf loss or weight, if any.
         seconds: wall time of ``fit``.
         reused_model: whether the compiled model of an earlier trial was reused.
         timings: seconds spent in ``build`` (model, optimizer, probes), ``init_stats``
@@ -62,6 +62,13 @@ class TrainResult:
     @property
     def diverged(self) -> bool:
         return self.diverged_epoch is not None
+
+
+def weights_finite(variables: Sequence[tf.Variable]) -> bool:
+    """Whether every weight is a number. A step with an inf or NaN in it leaves a net no
+    later step mends, though its loss may stay finite: a ReLU net whose kernel went to
+    -inf outputs a constant, at a loss of ln 2."""
+    return all(bool(np.isfinite(v.numpy()).all()) for v in variables)
 
 
 class _Recorder(keras.callbacks.Callback):
@@ -98,7 +105,7 @@ class _Recorder(keras.callbacks.Callback):
         metrics.update(self.probe.measure(self.x_tensor))
         self.result.epochs.append(metrics)
         number = epoch + 1
-        if not math.isfinite(metrics.get(keys.TRAIN_LOSS, 0.0)):
+        if not math.isfinite(metrics.get(keys.TRAIN_LOSS, 0.0)) or not weights_finite(self.model.trainable_weights):
             self.result.diverged_epoch = number
             self.result.stop_reason = "diverged"
             self.model.stop_training = True

@@ -218,10 +218,11 @@ def _train_epochs(
         stats = net.epoch_stats()
         val_loss, val_accuracy = net.evaluate(x_val, y_val)
         saturation = net.saturation(probe)
+        finite = net.weights_finite()
         for m in map(int, np.flatnonzero(running)):
             metrics = {**stats[m], keys.VAL_LOSS: float(val_loss[m]), keys.VAL_ACCURACY: float(val_accuracy[m])}
             metrics.update(saturation[m])
-            running[m] = not _end_of_epoch(results[m], number, metrics, listeners[m], early[m])
+            running[m] = not _end_of_epoch(results[m], number, metrics, listeners[m], early[m], bool(finite[m]))
         net.active.assign(running)
         share = (time.perf_counter() - clock) / len(results)
         name = "first_epoch" if number == 1 else "later_epochs"
@@ -238,10 +239,11 @@ def _end_of_epoch(
     metrics: Dict[str, float],
     listeners: Sequence[EpochListener],
     early: Optional[_EarlyStopping],
+    weights_finite: bool,
 ) -> bool:
     """Records a member's epoch; whether the member stops here (as ``train`` would)."""
     result.epochs.append(metrics)
-    if not math.isfinite(metrics[keys.TRAIN_LOSS]):
+    if not math.isfinite(metrics[keys.TRAIN_LOSS]) or not weights_finite:
         result.diverged_epoch, result.stop_reason = number, "diverged"
     stop = [listener(number, metrics) for listener in listeners]
     if any(stop) and not result.diverged:

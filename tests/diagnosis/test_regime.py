@@ -41,13 +41,15 @@ def _epochs(n=3, **overrides):
 
 
 CASES = [
-    # (activation, overrides, diverged, regime, detail, words in the evidence)
-    ("tanh", {}, False, "healthy", "", []),
-    ("tanh", {}, True, "diverged", "nan_loss", ["NaN or inf in epoch 2"]),
+    # (activation, overrides, diverged: what went NaN or inf in epoch 2, regime, detail, words)
+    ("tanh", {}, None, "healthy", "", []),
+    ("tanh", {}, "loss", "diverged", "nan_loss", ["NaN or inf in epoch 2"]),
+    # A ReLU net whose weights went to -inf outputs a constant: a finite loss of ln 2.
+    ("relu", {}, "weights", "diverged", "nonfinite_weights", ["weights became NaN or inf in epoch 2", "(0.5)"]),
     (
         "sigmoid",
         {"dense_00.zero_frac": 1.0, "dense_00.saturation": 0.97, "dense_00.norm_mean": 0.0},
-        False,
+        None,
         "vanishing",
         "saturation",
         ["dense_00", "100 % of gradient entries exactly zero", "97 % of sigmoid units"],
@@ -55,7 +57,7 @@ CASES = [
     (
         "relu",
         {"dense_01.dead": 0.8, "dense_01.zero_frac": 0.85},
-        False,
+        None,
         "vanishing",
         "dead_relu",
         ["80 % of relu units dead"],
@@ -63,26 +65,26 @@ CASES = [
     (
         "tanh",
         {"dense_00.norm_mean": 4e-7},
-        False,
+        None,
         "vanishing",
         "depth_decay",
         ["dense_00 gradient 4e-06 of that of dense_02"],
     ),
-    ("tanh", {"dense_00.norm_mean": 50.0}, False, "exploding", "depth_growth", ["500x that of dense_02"]),
+    ("tanh", {"dense_00.norm_mean": 50.0}, None, "exploding", "depth_growth", ["500x that of dense_02"]),
     (
         "relu",
         {f"{layer}.rel_norm": 1e-5 for layer in LAYERS},
-        False,
+        None,
         "vanishing",
         "uniformly_small",
         ["below 1e-05 of its weights"],
     ),
-    ("relu", {"output.rel_norm": 5e3}, False, "exploding", "large_gradients", ["output gradient 5e+03x"]),
-    ("tanh", {"dense_02.update_ratio": 3.0}, False, "exploding", "large_updates", ["dense_02", "3x their norm"]),
+    ("relu", {"output.rel_norm": 5e3}, None, "exploding", "large_gradients", ["output gradient 5e+03x"]),
+    ("tanh", {"dense_02.update_ratio": 3.0}, None, "exploding", "large_updates", ["dense_02", "3x their norm"]),
     (
         "tanh",
         {"dense_01.nonfinite": 12.0},
-        False,
+        None,
         "exploding",
         "nonfinite_gradients",
         ["a NaN/inf gradient in 36 steps over 3 epochs"],
@@ -91,18 +93,20 @@ CASES = [
     (
         "sigmoid",
         {"dense_00.zero_frac": 1.0, "dense_00.saturation": 1.0, "output.rel_norm": 1e3},
-        False,
+        None,
         "exploding",
         "large_gradients",
         ["saturated"],
     ),
-    ("tanh", {"dense_00.zero_frac": 0.95}, False, "vanishing", "zero_gradients", ["below float32"]),
+    ("tanh", {"dense_00.zero_frac": 0.95}, None, "vanishing", "zero_gradients", ["below float32"]),
 ]
 
 
 @pytest.mark.parametrize("activation, overrides, diverged, regime, detail, words", CASES)
 def test_rules_on_constructed_statistics(activation, overrides, diverged, regime, detail, words):
     result = TrainResult(epochs=_epochs(**overrides), diverged_epoch=2 if diverged else None)
+    if diverged == "loss":
+        result.epochs[1]["train/loss"] = float("nan")
     verdict = diagnose(result, ModelConfig(activation=activation, depth=3), RegimeConfig(), LAYERS)
     assert (verdict.regime, verdict.detail) == (regime, detail), verdict.evidence
     text = " ".join(verdict.evidence)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from conftest import TINY_DATA as DATA
+from conftest import compose_config
 from conftest import tiny_config as _config
 
 from gradsweep.config import Config, ModelConfig, OptimizerConfig, TrainConfig
@@ -37,6 +38,18 @@ def test_trials_in_one_process_do_not_keep_earlier_graphs():
         train(one_kept(width), data, seed=width)
     # TensorFlow's gradient registry kept every trial's graphs (+~20 per trial here).
     assert graphs() <= after_one
+
+
+def test_weights_gone_inf_stop_training_though_the_loss_stays_finite():
+    # A ReLU net 32 deep at sigma_w^2 = 3 (the phase sweep's chaotic corner): its first
+    # steps send kernels to +-inf; the dead net outputs a constant and its epoch-2 loss
+    # would be ln 2, as if it had recovered.
+    config = compose_config("+sweep=phase").with_params(
+        {"model.activation": "relu", "model.depth": 32, "model.init_std": 0.1531}
+    )
+    result = train(config, load(config.data), seed=5)
+    assert (result.stop_reason, result.diverged_epoch, len(result.epochs)) == ("diverged", 1, 1)
+    assert np.isfinite(result.epochs[0]["train/loss"])  # the loss alone would not have said so
 
 
 def test_nan_loss_stops_training_and_keeps_the_trial_as_data():
