@@ -1,6 +1,6 @@
 """A member of a population gets the verdict the same trial gets alone, on the configs the
-verdicts were made for: the tutorial's presets that populations can train and every point
-of the phase sweep (its grid, one population per architecture)."""
+verdicts were made for: the tutorial's presets that populations can train, every point of
+the phase sweep (its grid, one population per architecture) and the smoke sweep's range."""
 
 from __future__ import annotations
 
@@ -58,3 +58,18 @@ def test_every_point_of_the_phase_sweep_is_judged_as_alone():
                 if alone != member:
                     mismatches.append((alone, member, what))
     assert judged == base.sweep.n_trials and not mismatches, mismatches
+
+
+def test_the_smoke_sweeps_points_are_judged_as_alone():
+    base = compose_config("+sweep=smoke")
+    assert base.sweep is not None
+    space = base.sweep.params()
+    rate = space["optimizer.learning_rate"]
+    verdicts = []
+    for activation in space["model.activation"].choices:
+        configs = [
+            base.with_params({"model.activation": activation, "optimizer.learning_rate": lr})
+            for lr in (rate.low, 0.01, 0.03, rate.high)
+        ]
+        verdicts += _verdicts(configs, [0, 1, 2, 3])
+    assert all(alone == member for alone, member, _ in verdicts), verdicts
