@@ -63,3 +63,6 @@ def test_population_benchmark_runs_both_sweeps_on_the_same_points():
     same = int(head.split("same verdict in ")[1].split("/")[0])
     assert 0 <= same <= 6
     assert "time in trials, population: " in done.stdout and "time in trials, alone: " in done.stdout
+    overhead = next(line for line in done.stdout.splitlines() if line.startswith("1 per member: "))
+    assert "a steady epoch of 3 tutorial vanishing nets" in overhead and overhead.endswith("(goal <= 1.05)")
+    assert 0.5 < float(overhead.split(" = ")[1].split()[0]) < 5
