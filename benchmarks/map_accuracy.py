@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -37,11 +38,14 @@ STD, LR = (0.05, 3.0), (1e-3, 1.0)
 SLICE = """# @package _global_
 defaults:
   - override /optimizer: sgd
+data: {{scale: true}}
 model: {{activation: {activation}, depth: {depth}, width: 32, init: random_normal}}
 train: {{epochs: {epochs}, seed: {train_seed}}}
+tracking: {{figures: false}}
 sweep:
   name: {name}
   n_trials: {n_trials}
+  population: {population}
   sampler: {sampler}
   sampler_options: {options}
   pruner: none
@@ -99,7 +103,7 @@ def map_accuracy(grid: int, seeds: List[int], epochs: int, slices: List[str], co
             grids = [
                 _regimes(_run(
                     folder, f"{slice_name}_grid_{train_seed}", cores, n_trials=grid * grid, sampler="grid",
-                    options="{}", std=f"{{type: categorical, choices: {stds}}}",
+                    population=grid, options="{}", std=f"{{type: categorical, choices: {stds}}}",
                     lr=f"{{type: categorical, choices: {lrs}}}", train_seed=train_seed, **common,
                 ))
                 for train_seed in REFERENCE_SEEDS
@@ -118,7 +122,7 @@ def map_accuracy(grid: int, seeds: List[int], epochs: int, slices: List[str], co
                         options=options if sampler in ("boundary", "tpe") else f"{{seed: {seed}}}",
                         std=f"{{type: float, low: {STD[0]}, high: {STD[1]}, log: true}}",
                         lr=f"{{type: float, low: {LR[0]}, high: {LR[1]}, log: true}}",
-                        train_seed=0, **common,
+                        train_seed=0, population=1, **common,
                     )  # fmt: skip
                     scores[sampler].append(agreement(study, reference))
             counts = {r: list(reference.values()).count(r) for r in sorted(set(reference.values()))}
@@ -159,8 +163,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.grid < 3 or args.epochs < 1 or args.cores < 1:
         parser.error("--grid must be >= 3, --epochs and --cores >= 1")
+    started = time.monotonic()
     result = map_accuracy(args.grid, args.seeds, args.epochs, args.slices, args.cores)
     print("\n".join(report(result)))
+    print(f"{(time.monotonic() - started) / 60:.1f} min in all")
     boundary, random = mean_agreement(result, "boundary"), mean_agreement(result, "random")
     print(f"boundary {boundary:.3f} vs random {random:.3f} ({100 * (boundary - random):+.1f} points)")
     return 0
