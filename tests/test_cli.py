@@ -93,13 +93,7 @@ CASES: Dict[str, Case] = {
     "n_workers 0": Case(sweep("sweep.n_workers=0"), "sweep.n_workers"),
     "negative population": Case(sweep("sweep.population=-1"), "sweep.population"),
     "a population with dropout": Case(sweep("sweep.population=8", "model.dropout=0.2"), "sweep.population"),
-    "a population over normalisations": Case(
-        sweep(
-            "sweep.population=8",
-            "+sweep.space.model.norm={type:categorical,choices:[none,batch]}",
-        ),
-        "sweep.population",
-    ),
+    "a population of BatchNorm nets only": Case(sweep("sweep.population=8", "model.norm=batch"), "sweep.population"),
     # ---------------------------------------------------------------- limits
     "depth 100000": Case(sweep("model.depth=100000"), "model.depth"),
     "width 10000000": Case(sweep("model.width=10000000"), "model.width"),

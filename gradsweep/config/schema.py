@@ -167,6 +167,11 @@ class ModelConfig:
         return list(self.widths) if self.widths is not None else [self.width] * self.depth
 
     @property
+    def plain(self) -> bool:
+        """No normalisation, no skip connections, no dropout: a net populations can train."""
+        return self.norm == "none" and not self.residual and self.dropout == 0
+
+    @property
     def layer_names(self) -> List[str]:
         """The Dense layers whose gradients are recorded, input to output."""
         return keys.layer_names(len(self.hidden_widths))
@@ -369,28 +374,20 @@ class Config:
         largest = self.largest_params()
         if len(largest) > 1:
             self._check_value(", ".join(largest), None, largest)
-        if self.sweep.population != 1:
+        if self.sweep.population > 1:
             self._check_population(space)
 
     def _check_population(self, space: Dict[str, Any]) -> None:
-        """Populations train plain nets so far: no normalisation, no skip connections, no
-        dropout."""
-        plain = {
-            "model.norm": ("none",),
-            "model.residual": (False,),
-            "model.dropout": (0, 0.0),
-        }
-        for name, allowed in plain.items():
-            group, key = name.split(".")
-            values = [getattr(getattr(self, group), key)]
-            spec = space.get(name)
-            if spec is not None:
-                values = list(spec.choices if spec.type == "categorical" else spec.bounds)
-            bad = [v for v in values if v not in allowed]
-            if bad:
+        """Populations train plain nets so far (:attr:`ModelConfig.plain`). Where the space
+        sweeps what makes a net plain, the trials that are not train alone; where every
+        trial's net is not plain, no population could form."""
+        fixed = {"norm": "none", "residual": False, "dropout": 0.0}
+        for key, plain in fixed.items():
+            value = getattr(self.model, key)
+            if f"model.{key}" not in space and value != plain:
                 raise ConfigError(
                     f"sweep.population: populations train plain nets (norm none, no residual, no dropout); "
-                    f"{name} is {bad[0]!r}"
+                    f"model.{key} is {value!r} for every trial (sweep it, or set sweep.population=1)"
                 )
 
     def largest_params(self) -> Dict[str, Any]:

@@ -68,7 +68,7 @@ class StackedNet:
     ):
         if not members:
             raise ValueError("a population needs at least one member")
-        if architecture.norm != "none" or architecture.residual or architecture.dropout > 0:
+        if not architecture.plain:
             raise ValueError("population training covers plain nets: no normalisation, no skip connections, no dropout")
         self.architecture = architecture
         self.activation = architecture.activation

@@ -99,11 +99,19 @@ class Objective:
             from gradsweep.training.population import AUTO_LIMIT, automatic_size
 
             largest = self.config.with_params(self.config.largest_params())
+            if not largest.model.plain:
+                log.info("sweep.population=0: K = 1 (populations train plain nets: no norm, residual or dropout)")
+                self._size = 1
+                return self._size
             room = psutil.virtual_memory().available // max(self.config.memory_needed(population=1), 1)
             sizing = automatic_size(largest, self._data_for(largest), min(AUTO_LIMIT, self.sweep.n_trials, room))
             log.info("sweep.population=0: %s", sizing.describe())
             self._size = sizing.size
         return self._size
+
+    def groups(self, params: Dict[str, Any]) -> bool:
+        """Whether a trial at ``params`` can train in a population (its net is plain)."""
+        return self.config.with_params(params).model.plain
 
     def _data_for(self, config: Config) -> Dataset:
         key = _data_key(config)

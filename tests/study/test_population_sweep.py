@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import optuna
 import pytest
-from conftest import run_gradsweep, sqlite_stores
+from conftest import run_gradsweep, sqlite_stores, trial_runs
 from faults import check_exactly_once, start, storage, wait_for_trial_in_progress
 from mlflow import MlflowClient
 from optuna.trial import TrialState
@@ -103,6 +103,24 @@ def test_a_population_with_dropout_is_refused_before_anything_runs(tmp_path):
     assert done.returncode == 2
     assert "sweep.population: populations train plain nets" in done.stdout and "model.dropout is 0.2" in done.stdout
     assert not (tmp_path / "o.db").exists() and not (tmp_path / "m.db").exists()
+
+
+def test_a_space_over_normalisations_trains_its_plain_nets_together_and_the_others_alone(tmp_path):
+    stores = sqlite_stores(tmp_path)
+    overrides = (
+        "+sweep=smoke", "sweep.population=3", "sweep.n_trials=8", "+sweep.space.model.norm={type: categorical, "
+        "choices: [none, batch]}", "train.epochs=2", *(f"{k}={v}" for k, v in stores.items()),
+    )  # fmt: skip
+    done = run_gradsweep(*overrides, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    client = MlflowClient(stores["tracking.uri"])
+    runs = [r for r in trial_runs(stores["tracking.uri"]) if r.info.status == "FINISHED"]
+    assert len(runs) == 8
+    grouped = [r for r in runs if Tag.POPULATION in r.data.tags]
+    alone = [r for r in runs if Tag.POPULATION not in r.data.tags]
+    assert grouped and all(r.data.params["model.norm"] == "none" for r in grouped)
+    assert any(r.data.params["model.norm"] == "batch" for r in alone)  # BatchNorm nets train alone
+    assert client.get_metric_history(alone[0].info.run_id, "grad/dense_00/norm_mean")  # and are recorded as ever
 
 
 @pytest.mark.slow
