@@ -92,6 +92,7 @@ CASES: Dict[str, Case] = {
     "n_trials 0": Case(sweep("sweep.n_trials=0"), "sweep.n_trials"),
     "n_workers 0": Case(sweep("sweep.n_workers=0"), "sweep.n_workers"),
     "negative population": Case(sweep("sweep.population=-1"), "sweep.population"),
+    "a non-integer population": Case(sweep("sweep.population=2.5"), "sweep.population"),
     "a population with dropout": Case(sweep("sweep.population=8", "model.dropout=0.2"), "sweep.population"),
     "a population of BatchNorm nets only": Case(sweep("sweep.population=8", "model.norm=batch"), "sweep.population"),
     # ---------------------------------------------------------------- limits
