@@ -189,8 +189,11 @@ COVERAGE: Dict[str, Union[Run, Mapped]] = {
     ),
     "python -m gradsweep +sweep=exploding sweep.n_workers=2 "
     "sweep.storage=postgresql+psycopg2://optuna@127.0.0.1:5432/optuna tracking.uri=http://127.0.0.1:5000": Mapped(
-        ("tests/study/test_server_faults.py::test_three_workers_from_two_processes_on_postgres_survive_a_sigkill",),
-        "workers on a password-less PostgreSQL URL and an MLflow server (smoke sweep instead of exploding)",
+        (
+            "tests/study/test_server_faults.py::test_groups_and_lone_trials_from_two_processes_on_postgres_survive_a_sigkill",
+        ),
+        "workers on a password-less PostgreSQL URL and an MLflow server (smoke sweep instead of exploding, one process "
+        "training populations)",
     ),
     "docker compose exec -T postgres pg_dump -U postgres -Fc optuna > optuna.dump": Mapped(
         (OFFLINE,), "needs the running stack: the service, user and database exist in the stack's files"

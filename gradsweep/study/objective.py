@@ -109,7 +109,7 @@ class Objective:
             self._size = sizing.size
         return self._size
 
-    def groups(self, params: Dict[str, Any]) -> bool:
+    def can_group(self, params: Dict[str, Any]) -> bool:
         """Whether a trial at ``params`` can train in a population (its net is plain)."""
         return self.config.with_params(params).model.plain
 

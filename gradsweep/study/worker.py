@@ -120,7 +120,7 @@ def _next_trials(
         params = suggest(first, objective.space)
         group = [first]
         members = min(size, free) - 1
-        if members <= 0 or not objective.groups(params):  # e.g. a BatchNorm net: alone
+        if members <= 0 or not objective.can_group(params):  # e.g. a BatchNorm net: alone
             return group, False
         fixed = {k: v for k, v in params.items() if k not in MEMBER_KEYS}
         if isinstance(study.sampler, GroupedGridSampler):  # no repeats to fill a group
