@@ -104,6 +104,10 @@ class DataConfig:
             check(bool(self.target), "data.target", "data=csv needs the label column")
 
 
+# The model keys a net that populations can train has at these values (ModelConfig.plain).
+PLAIN = {"norm": "none", "residual": False, "dropout": 0.0}
+
+
 @dataclass
 class ModelConfig:
     """A multilayer perceptron with one sigmoid output unit.
@@ -169,7 +173,7 @@ class ModelConfig:
     @property
     def plain(self) -> bool:
         """No normalisation, no skip connections, no dropout: a net populations can train."""
-        return self.norm == "none" and not self.residual and self.dropout == 0
+        return all(getattr(self, key) == value for key, value in PLAIN.items())
 
     @property
     def layer_names(self) -> List[str]:
@@ -381,8 +385,7 @@ class Config:
         """Populations train plain nets so far (:attr:`ModelConfig.plain`). Where the space
         sweeps what makes a net plain, the trials that are not train alone; where every
         trial's net is not plain, no population could form."""
-        fixed = {"norm": "none", "residual": False, "dropout": 0.0}
-        for key, plain in fixed.items():
+        for key, plain in PLAIN.items():
             value = getattr(self.model, key)
             if f"model.{key}" not in space and value != plain:
                 raise ConfigError(

@@ -178,7 +178,7 @@ class StackedNet:
 
     def weights_finite(self) -> np.ndarray:
         """Per member ``[K]``, whether every one of its weights is a number."""
-        k = int(self.active.shape[0])
+        k = len(self.members)
         return np.all([np.isfinite(v.numpy()).reshape(k, -1).all(axis=1) for v in self.variables], axis=0)
 
     def step(self, x: tf.Tensor, y: tf.Tensor) -> None:
