@@ -54,6 +54,7 @@ import tensorflow as tf
 
 from gradsweep.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig, to_config
 from gradsweep.data.datasets import Dataset, load
+from gradsweep.keys import TrialRecord
 from gradsweep.model.network import build_model
 from gradsweep.study.storage import make_storage
 from gradsweep.study.worker import COUNTED
@@ -327,7 +328,7 @@ def pruning(n_trials: int, cores: int, epochs: int | None = None, bins: int = 3)
         "plain": plain,
         "pruned": pruned,
         "n_pruned": sum(t.state.name == "PRUNED" for t in pruned["trials"]),
-        "reused": [sum(bool(t.user_attrs.get("reused_model")) for t in run["trials"]) for run in (plain, pruned)],
+        "reused": [sum(TrialRecord.read(t.user_attrs).reused_model for t in run["trials"]) for run in (plain, pruned)],
         "parts": [_time_in_trials(run["trials"]) for run in (plain, pruned)],
         "same_trials": same_trials,
         "n_trials": len(pruned["trials"]),
@@ -340,7 +341,7 @@ def pruning(n_trials: int, cores: int, epochs: int | None = None, bins: int = 3)
 def _trial_seconds(trial) -> dict:
     """Where a trial's time went: its recorded parts (those of ``train``, not ``train``
     itself), ``other`` (Optuna's bookkeeping, ending the run) and ``trial``, the whole."""
-    seconds = dict(trial.user_attrs.get("seconds", {}))
+    seconds = TrialRecord.read(trial.user_attrs).seconds
     seconds.pop("train", None)  # its parts are listed
     total = (trial.datetime_complete - trial.datetime_start).total_seconds()
     seconds["other"] = total - sum(seconds.values())

@@ -31,6 +31,7 @@ import optuna
 
 from gradsweep.config import Config, DataConfig, ModelConfig, to_config
 from gradsweep.data.datasets import Dataset, load
+from gradsweep.keys import TrialRecord
 from gradsweep.model.stacked import Member, StackedNet
 from gradsweep.study.lock import SweepLock
 from gradsweep.study.objective import Objective
@@ -80,7 +81,7 @@ def _run(config: Config, study: optuna.Study, tracker: Tracker, n_trials: int) -
     trials = sorted(study.get_trials(states=COUNTED), key=lambda t: t.number)
     parts: collections.Counter = collections.Counter()
     for t in trials:
-        parts.update({k: v for k, v in t.user_attrs.get("seconds", {}).items() if k != "train"})
+        parts.update({k: v for k, v in TrialRecord.read(t.user_attrs).seconds.items() if k != "train"})
     return Sweep(trials, 60 * len(trials) / window, dict(parts), objective.population_size())
 
 

@@ -135,21 +135,10 @@ class TrialAttr:
     ATTEMPT = "attempt"
     ERROR = "error"
     INTERRUPTED = "interrupted"
-    # What a trial recorded of its outcome: see TrialRecord.
-    OUTCOME = (
-        "metrics",
-        "diverged",
-        "stop_reason",
-        "epochs_run",
-        "regime",
-        "regime.detail",
-        "regime.evidence",
-        "regime.facts",
-        "seconds",
-        "reused_model",
-        "theory.chi1",
-        "measured.chi1",
-    )
+    # What a trial recorded of its outcome (see TrialRecord): the regime on its own, where
+    # Optuna's dashboard shows it as a column, and the rest in one attribute, one write.
+    REGIME = "regime"
+    RECORD = "record"
 
 
 def _finite(values: Mapping[str, float]) -> Dict[str, float]:
@@ -190,11 +179,10 @@ class TrialRecord:
 
     def attrs(self) -> Dict[str, Any]:
         """The user attributes to set on the trial (JSON values; NaN and inf left out)."""
-        out: Dict[str, Any] = {
+        record: Dict[str, Any] = {
             "metrics": _finite(self.metrics),
             "diverged": self.diverged,
             "stop_reason": self.stop_reason,
-            "regime": self.regime,
             "regime.detail": self.detail,
             "regime.evidence": self.evidence,
             "regime.facts": _finite(self.facts),
@@ -202,19 +190,20 @@ class TrialRecord:
             "reused_model": self.reused_model,
         }
         if self.epochs_run is not None:
-            out["epochs_run"] = self.epochs_run
+            record["epochs_run"] = self.epochs_run
         if self.theory_chi1 is not None and math.isfinite(self.theory_chi1):
-            out["theory.chi1"] = self.theory_chi1
+            record["theory.chi1"] = self.theory_chi1
         if self.measured_chi1 is not None and math.isfinite(self.measured_chi1):
-            out["measured.chi1"] = self.measured_chi1
-        return out
+            record["measured.chi1"] = self.measured_chi1
+        return {TrialAttr.REGIME: self.regime, TrialAttr.RECORD: record}
 
     @classmethod
     def read(cls, attrs: Mapping[str, Any]) -> TrialRecord:
         """The record in a trial's user attributes; defaults where a key is missing
-        (a trial still running, or one recorded by an older version)."""
+        (a trial still running), or where an older version kept each in its own attribute."""
+        attrs = {**attrs, **attrs.get(TrialAttr.RECORD, {})}
         return cls(
-            regime=attrs.get("regime", "unknown"),
+            regime=attrs.get(TrialAttr.REGIME, "unknown"),
             detail=attrs.get("regime.detail", ""),
             evidence=attrs.get("regime.evidence", ""),
             facts=dict(attrs.get("regime.facts", {})),

@@ -9,6 +9,7 @@ import pytest
 from conftest import compose_config
 
 from gradsweep.commands.sweep import run_sweep
+from gradsweep.keys import TrialRecord
 
 
 def _study(folder, name: str) -> optuna.Study:
@@ -57,7 +58,7 @@ def test_depth_scale_marks_deep_ordered_nets_untrainable_near_6_xi(tmp_path, mon
     run_sweep(config)
     study = _study(tmp_path, "depth_scale")
     trainable = {
-        (t.params["model.init_std"], t.params["model.depth"]): t.user_attrs["regime.facts"]["trainable"]
+        (t.params["model.init_std"], t.params["model.depth"]): TrialRecord.read(t.user_attrs).facts["trainable"]
         for t in study.get_trials()
     }
     assert trainable == {(0.08839, 16): 1, (0.08839, 48): 0, (0.09882, 16): 1, (0.09882, 48): 1}

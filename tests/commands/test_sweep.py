@@ -14,6 +14,7 @@ from conftest import compose_config, run_gradsweep, smoke_sweep
 from mlflow import MlflowClient
 
 from gradsweep.diagnosis.regime import REGIMES
+from gradsweep.keys import TrialRecord
 
 SMOKE_EPOCHS = 2
 
@@ -73,6 +74,11 @@ def test_smoke_sweep_records_parent_and_nested_trials(smoke):
         assert artifacts == {"config.yaml", "epochs.csv", "gradient_flow.png", "regime.json"}
         assert run.data.tags["regime"] in REGIMES and run.data.tags["regime.evidence"]
         assert trials[number].user_attrs["regime"] == run.data.tags["regime"]
+        # the outcome is two attributes (two writes to the storage): the regime and the rest
+        outcome = set(trials[number].user_attrs) - {"worker", "seed", "mlflow_run_id"}
+        assert outcome == {"regime", "record"}, outcome
+        record = TrialRecord.read(trials[number].user_attrs)
+        assert record.epochs_run == SMOKE_EPOCHS and record.seconds["train"] > 0 and record.evidence
         assert "theory/chi1" in run.data.metrics and run.data.tags["theory.phase"]
     assert "open the UI" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
     assert "regime map                  sweeps/smoke/report/report.html" in done.stdout
@@ -130,7 +136,7 @@ def test_diverging_trials_stay_complete_with_finite_values(tmp_path, stores):
     assert done.returncode == 0, done.stdout[-3000:]
     trials = optuna.load_study(study_name="nan", storage=stores["sweep.storage"]).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
-    assert all(math.isfinite(t.value) and t.user_attrs["diverged"] for t in trials)
+    assert all(math.isfinite(t.value) and TrialRecord.read(t.user_attrs).diverged for t in trials)
     _, runs = _runs(stores)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert all(r.data.tags["diverged"] == "true" and r.data.tags["stop_reason"] == "diverged" for r in children)
