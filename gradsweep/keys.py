@@ -86,7 +86,7 @@ class Tag:
     REGIME, REGIME_DETAIL, REGIME_EVIDENCE = "regime", "regime.detail", "regime.evidence"
     THEORY_PHASE, THEORY_CHI1, MEASURED_CHI1 = "theory.phase", "theory.chi1", "measured.chi1"
     THEORY_SOURCE = "theory.source"  # the result a prediction comes from, or why there is none
-    TRAINABLE = "trainable"  # "true" when training accuracy beat the majority class by regime.trainable_margin
+    TRAINABLE = "trainable"  # "true" when training accuracy closed regime.trainable_share of chance's gap to 1
     BEST_TRIAL = "best.trial_number"
     # On the parent run: trials per regime, e.g. regimes.vanishing = 12.
     REGIME_COUNT = "regimes.{}"

@@ -346,10 +346,11 @@ def _size_against_weights(trial: _Trial) -> _Evidence:
     return _Evidence(facts=facts)
 
 
-def trainability(final: Dict[str, float], positive_rate: float, margin: float) -> Dict[str, float]:
+def trainability(final: Dict[str, float], positive_rate: float, share: float) -> Dict[str, float]:
     """Whether training got anywhere, as facts: ``chance`` (the majority class's share of
     the training rows, what a constant prediction scores) and ``trainable`` (1.0 when the
-    final training accuracy beats it by ``margin``, 0.0 when not or diverged)."""
+    final training accuracy closes ``share`` of the gap from chance to 1, 0.0 when not or
+    diverged)."""
     chance = max(positive_rate, 1.0 - positive_rate)
     accuracy = final.get(keys.TRAIN_ACCURACY, math.nan)
-    return {"chance": chance, "trainable": float(math.isfinite(accuracy) and accuracy >= chance + margin)}
+    return {"chance": chance, "trainable": float(math.isfinite(accuracy) and accuracy >= chance + share * (1 - chance))}

@@ -156,7 +156,7 @@ def _judge(config: Config, result: TrainResult, data: Dataset) -> Tuple[Verdict,
     predicted for its model."""
     theory = theory_for(config, data.mean_square)
     verdict = diagnose(result, config.model, config.regime, config.model.layer_names)
-    verdict.facts.update(trainability(result.final, data.positive_rate, config.regime.trainable_margin))
+    verdict.facts.update(trainability(result.final, data.positive_rate, config.regime.trainable_share))
     return verdict, theory
 
 

@@ -55,6 +55,12 @@ def test_default_dataset_needs_no_download():
     assert load(DataConfig()).digest == data.digest
 
 
+def test_digits_are_odd_against_even_without_download():
+    data = load(DataConfig(name="digits"))
+    assert data.x_train.shape[1] == 64 and len(data.x_train) + len(data.x_val) == 1797
+    assert 0.45 < data.positive_rate < 0.55 and set(np.unique(data.y_val)) == {0.0, 1.0}
+
+
 def test_csv_codes_categoricals_and_fills_missing(tmp_path, caplog):
     path = tmp_path / "d.csv"
     pd.DataFrame(

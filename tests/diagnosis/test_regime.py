@@ -9,7 +9,7 @@ import pytest
 
 from gradsweep.config import Config, DataConfig, ModelConfig, OptimizerConfig, RegimeConfig, TrainConfig
 from gradsweep.data.datasets import load
-from gradsweep.diagnosis.regime import REGIMES, Verdict, diagnose
+from gradsweep.diagnosis.regime import REGIMES, Verdict, diagnose, trainability
 from gradsweep.training.loop import TrainResult, train
 
 LAYERS = ["dense_00", "dense_01", "dense_02", "output"]
@@ -162,3 +162,10 @@ def test_real_trainings_get_the_verdict_theory_fixes(name, model, optimizer, lr,
     result = train(config, load(config.data), seed=0)
     verdict = diagnose(result, config.model, config.regime, config.model.layer_names)
     assert verdict.regime in expected, verdict.evidence
+
+
+def test_trainable_means_half_the_gap_from_chance_to_one_closed():
+    # chance 0.6 (the majority class): trained from 0.8 on; a net fitting some rows is not
+    assert trainability({"train/accuracy": 0.8}, 0.4, 0.5) == {"chance": 0.6, "trainable": 1.0}
+    assert trainability({"train/accuracy": 0.79}, 0.4, 0.5)["trainable"] == 0.0
+    assert trainability({"train/accuracy": float("nan")}, 0.4, 0.5)["trainable"] == 0.0  # diverged
