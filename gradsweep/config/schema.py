@@ -104,8 +104,9 @@ class DataConfig:
             check(bool(self.target), "data.target", "data=csv needs the label column")
 
 
-# The model keys a net that populations can train has at these values (ModelConfig.plain).
-PLAIN = {"norm": "none", "residual": False, "dropout": 0.0}
+# The values of the model keys a net that populations can train has (ModelConfig.stackable):
+# BatchNorm's statistics and dropout's masks are not stacked per member yet.
+STACKABLE = {"norm": ("none", "layer"), "dropout": (0.0,)}
 
 
 @dataclass
@@ -171,9 +172,9 @@ class ModelConfig:
         return list(self.widths) if self.widths is not None else [self.width] * self.depth
 
     @property
-    def plain(self) -> bool:
-        """No normalisation, no skip connections, no dropout: a net populations can train."""
-        return all(getattr(self, key) == value for key, value in PLAIN.items())
+    def stackable(self) -> bool:
+        """No BatchNorm, no dropout: a net populations can train (skips and LayerNorm can)."""
+        return all(getattr(self, key) in values for key, values in STACKABLE.items())
 
     @property
     def layer_names(self) -> List[str]:
@@ -385,14 +386,14 @@ class Config:
             self._check_population(space)
 
     def _check_population(self, space: Dict[str, Any]) -> None:
-        """Populations train plain nets so far (:attr:`ModelConfig.plain`). Where the space
-        sweeps what makes a net plain, the trials that are not train alone; where every
-        trial's net is not plain, no population could form."""
-        for key, plain in PLAIN.items():
+        """Populations train nets without BatchNorm or dropout (:attr:`ModelConfig.stackable`).
+        Where the space sweeps those keys, the other trials train alone; where every trial
+        has one, no population could form."""
+        for key, values in STACKABLE.items():
             value = getattr(self.model, key)
-            if f"model.{key}" not in space and value != plain:
+            if f"model.{key}" not in space and value not in values:
                 raise ConfigError(
-                    f"sweep.population: populations train plain nets (norm none, no residual, no dropout); "
+                    f"sweep.population: populations train nets without BatchNorm or dropout; "
                     f"model.{key} is {value!r} for every trial (sweep it, or set sweep.population=1)"
                 )
 

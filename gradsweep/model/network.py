@@ -19,6 +19,9 @@ from gradsweep import keys
 from gradsweep.config import ModelConfig, OptimizerConfig
 from gradsweep.model.gradstats import InstrumentedModel
 
+# Keras' default, named here because a population's LayerNorm (model.stacked) must match it.
+LAYER_NORM_EPSILON = 1e-3
+
 
 def kernel_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
     """The configured initializer, with ``init_std`` applied where it has a meaning."""
@@ -66,7 +69,7 @@ def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 
         if cfg.norm == "batch":
             block = keras.layers.BatchNormalization(name=norm_name(cfg, i))(block)
         elif cfg.norm == "layer":
-            block = keras.layers.LayerNormalization(name=norm_name(cfg, i))(block)
+            block = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=norm_name(cfg, i))(block)
         block = keras.layers.Activation(cfg.activation, name=f"act_{i:02d}")(block)
         if cfg.dropout > 0:
             block = keras.layers.Dropout(cfg.dropout, seed=_dropout_seed(seed, i), name=f"dropout_{i:02d}")(block)

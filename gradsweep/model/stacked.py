@@ -1,11 +1,12 @@
 """K networks of one architecture as one: a population's weights, its step and its
 gradient statistics.
 
-Members share what fixes the graph (activation, widths) and each has its own initial
-weights (initializer, std, bias std, seed), learning rate, clipnorm and momentum. A kernel
-is one variable ``[K, in, out]`` and a layer one batched matmul, so a step costs about the
-ops of one net: the per-op overhead that dominates the small nets of a map is paid once for
-K trials.
+Members share what fixes the graph (activation, widths, LayerNorm or none, skip
+connections or none) and each has its own initial weights (initializer, std, bias std,
+seed), learning rate, clipnorm and momentum. A kernel is one variable ``[K, in, out]`` and
+a layer one batched matmul, so a step costs about the ops of one net: the per-op overhead
+that dominates the small nets of a map is paid once for K trials. BatchNorm (statistics
+and moving averages per member) and dropout (masks per member) are not stacked yet.
 
 The optimizer is ours: Keras' optimizers hold one learning rate, clipnorm and momentum each
 and clip a variable as a whole, where a member needs its own. Ours takes those as ``[K]``
@@ -28,7 +29,7 @@ import tensorflow as tf
 
 from gradsweep import keys
 from gradsweep.config import ModelConfig, OptimizerConfig
-from gradsweep.model.network import bias_initializer, build_optimizer, kernel_initializer
+from gradsweep.model.network import LAYER_NORM_EPSILON, bias_initializer, build_optimizer, kernel_initializer, projects
 from gradsweep.model.theory import ACTIVATIONS
 
 
@@ -47,8 +48,8 @@ class StackedNet:
     """The members' weights, optimizer state and per-epoch gradient statistics.
 
     Args:
-        architecture: activation and widths every member has (plain nets: no BatchNorm,
-            no dropout).
+        architecture: activation, widths, normalisation and skip connections every member
+            has (:attr:`~gradsweep.config.ModelConfig.stackable`).
         n_features: input columns.
         members: one per net, in the order of the leading axis.
         batch_size: rows of a step.
@@ -68,8 +69,8 @@ class StackedNet:
     ):
         if not members:
             raise ValueError("a population needs at least one member")
-        if not architecture.plain:
-            raise ValueError("population training covers plain nets: no normalisation, no skip connections, no dropout")
+        if not architecture.stackable:
+            raise ValueError("population training covers nets without BatchNorm or dropout")
         self.architecture = architecture
         self.activation = architecture.activation
         self.layers = architecture.layer_names
@@ -84,7 +85,20 @@ class StackedNet:
 
         self.kernels = [tf.Variable(tf.zeros((k, a, b)), name=f"kernel_{i}") for i, (a, b) in enumerate(self._shapes)]
         self.biases = [tf.Variable(tf.zeros((k, b)), name=f"bias_{i}") for i, (_, b) in enumerate(self._shapes)]
-        self.variables = [v for pair in zip(self.kernels, self.biases) for v in pair]
+        hidden_shapes = list(enumerate(self._shapes[:-1]))
+        layer_norm = architecture.norm == "layer"
+        self.gammas = [tf.Variable(tf.ones((k, b)), name=f"gamma_{i}") for i, (_, b) in hidden_shapes if layer_norm]
+        self.betas = [tf.Variable(tf.zeros((k, b)), name=f"beta_{i}") for i, (_, b) in hidden_shapes if layer_norm]
+        self.residual = architecture.residual
+        # A residual block whose widths differ adds a projection of its input, as alone.
+        self.skips = {
+            i: tf.Variable(tf.zeros((k, a, b)), name=f"skip_{i}")
+            for i, (a, b) in hidden_shapes
+            if projects(architecture, n_features, i)
+        }
+        # The recorded kernels and their biases first, in pairs: statistics index them so.
+        pairs = [v for pair in zip(self.kernels, self.biases) for v in pair]
+        self.variables = pairs + self.gammas + self.betas + list(self.skips.values())
         # The configured Keras optimizer's constants, so that a member steps as it would alone.
         self.optimizer = build_optimizer(OptimizerConfig(name=optimizer))
         self.momenta = [variable(v.shape) for v in self.variables]  # Adam's first moments
@@ -102,7 +116,7 @@ class StackedNet:
         # Traced once per net: a reused net (reset) trains its next members without tracing.
         self.train_epoch = tf.function(self._train_epoch)
         self._losses = tf.function(self.losses)
-        self._preactivations = tf.function(lambda x: self.forward(x)[1])
+        self._activation_inputs = tf.function(lambda x: self.forward(x)[2])
         self.reset(members)
 
     def reset(self, members: Sequence[Member]) -> None:
@@ -112,15 +126,19 @@ class StackedNet:
         if len(members) != len(self.learning_rate.numpy()):
             raise ValueError(f"this net holds {len(self.learning_rate.numpy())} members, got {len(members)}")
         for member in members:
-            if (member.model.activation, member.model.hidden_widths) != (
-                self.architecture.activation,
-                self.architecture.hidden_widths,
-            ):
-                raise ValueError("every member of a population has the population's activation and widths")
+            graph = ("activation", "hidden_widths", "norm", "residual")
+            if any(getattr(member.model, key) != getattr(self.architecture, key) for key in graph):
+                raise ValueError("every member of a population has the population's activation, widths, norm and skips")
         self.members = list(members)
         for i, shape in enumerate(self._shapes):
             self.kernels[i].assign(np.stack([self._kernel(m, i, shape) for m in members]))
             self.biases[i].assign(np.stack([self._bias(m, i, shape[1]) for m in members]))
+        for i, skip in self.skips.items():  # network.initialize: a plain Glorot map
+            glorot = [keras.initializers.GlorotUniform(seed=m.seed + 500 + i) for m in members]
+            skip.assign(np.stack([draw(skip.shape[1:], dtype="float32") for draw in glorot]))
+        for gamma, beta in zip(self.gammas, self.betas):
+            gamma.assign(tf.ones_like(gamma))
+            beta.assign(tf.zeros_like(beta))
         for slot in (*self.momenta, *self.velocities, self.iterations):
             slot.assign(tf.zeros_like(slot))
         self.learning_rate.assign([m.learning_rate for m in members])
@@ -139,24 +157,34 @@ class StackedNet:
             return np.zeros(width, np.float32)
         return np.asarray(bias_initializer(member.model, member.seed + 2 * index + 1)((width,), dtype="float32"))
 
-    def forward(self, x: tf.Tensor) -> Tuple[tf.Tensor, List[tf.Tensor]]:
-        """Logits ``[K, B, 1]`` and the hidden pre-activations of ``x``: ``[K, B, F]``, or
-        ``[B, F]`` given to every member."""
+    def forward(self, x: tf.Tensor) -> Tuple[tf.Tensor, List[tf.Tensor], List[tf.Tensor]]:
+        """Of ``x`` (``[K, B, F]``, or ``[B, F]`` given to every member): the logits
+        ``[K, B, 1]``, each hidden Dense layer's output and each activation's input (that
+        output after its LayerNorm, if any), as build_model's net computes them."""
         shared = "bf,kfo->kbo" if len(x.shape) == 2 else "kbf,kfo->kbo"
         h = x
-        pre: List[tf.Tensor] = []
+        dense: List[tf.Tensor] = []
+        into: List[tf.Tensor] = []
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            z = tf.einsum(shared if i == 0 else "kbf,kfo->kbo", h, kernel) + bias[:, None, :]
+            spec = shared if i == 0 else "kbf,kfo->kbo"
+            z = tf.einsum(spec, h, kernel) + bias[:, None, :]
             if i == len(self.hidden):
-                return z, pre
-            pre.append(z)
-            h = self._act(z)
+                return z, dense, into
+            dense.append(z)
+            if self.gammas:
+                gamma, beta = self.gammas[i][:, None, :], self.betas[i][:, None, :]
+                z = keras.ops.layer_normalization(z, gamma, beta, epsilon=LAYER_NORM_EPSILON)
+            into.append(z)
+            a = self._act(z)
+            if self.residual:
+                a = (tf.einsum(spec, h, self.skips[i]) if i in self.skips else h) + a
+            h = a
         raise AssertionError("unreachable: the output layer returns")
 
     def losses(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         """Each member's mean binary cross-entropy ``[K]`` (Keras' for a sigmoid output:
         from the logits) and its count of right answers at 0.5."""
-        logits, _ = self.forward(x)
+        logits, _, _ = self.forward(x)
         y = tf.broadcast_to(y, tf.shape(logits))
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits), axis=[1, 2])
         right = tf.cast(tf.equal(tf.cast(tf.sigmoid(logits) > 0.5, y.dtype), y), tf.float32)
@@ -199,7 +227,9 @@ class StackedNet:
             variable.assign(tf.where(keep, variable + move, variable))
             moves.append(move)
         self.iterations.assign_add(1.0)
-        self._record(grads, before, moves[0::2], loss, right, tf.cast(tf.shape(x)[1], tf.float32))
+        self._record(
+            grads, before, moves[0 : 2 * len(self.kernels) : 2], loss, right, tf.cast(tf.shape(x)[1], tf.float32)
+        )
 
     def _update(
         self, grad: tf.Tensor, momentum: tf.Tensor, velocity: Optional[tf.Tensor]
@@ -293,7 +323,7 @@ class StackedNet:
 
     def saturation(self, x: tf.Tensor) -> List[Dict[str, float]]:
         """Per member, :class:`~gradsweep.model.gradstats.SaturationProbe`'s shares on ``x``."""
-        values = [np.asarray(h) for h in self._preactivations(x)]
+        values = [np.asarray(h) for h in self._activation_inputs(x)]
         out = []
         for k in range(len(self.members)):
             stats: Dict[str, float] = {}
@@ -311,6 +341,19 @@ class StackedNet:
             total = tf.reduce_sum(loss)
         grads = tape.gradient(total, self.kernels)
         return np.stack([np.sqrt(np.sum(np.square(np.asarray(g, dtype=np.float64)), axis=(1, 2))) for g in grads], 1)
+
+    def preactivation_profile(self, x: tf.Tensor, y: tf.Tensor) -> np.ndarray:
+        """``[K, hidden]``: :func:`~gradsweep.model.gradstats.preactivation_profile` of every
+        member, in float32 as for a normalised or residual net alone: the mean over ``x``'s
+        rows (shared by all) of the squared gradient of the summed loss with respect to
+        each hidden Dense layer's output."""
+        with tf.GradientTape() as tape:
+            logits, dense, _ = self.forward(x)
+            # From the logits, as Keras' loss reads a sigmoid's output: unclipped where it saturates.
+            truth = tf.broadcast_to(y, tf.shape(logits))
+            loss = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=truth, logits=logits))
+        grads = tape.gradient(loss, dense)
+        return np.stack([np.asarray(tf.reduce_mean(tf.reduce_sum(tf.square(g), axis=2), axis=1)) for g in grads], 1)
 
     def weights_of(self, k: int) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Member ``k``'s kernels and biases, input to output."""

@@ -99,8 +99,8 @@ class Objective:
             from gradsweep.training.population import AUTO_LIMIT, automatic_size
 
             largest = self.config.with_params(self.config.largest_params())
-            if not largest.model.plain:
-                log.info("sweep.population=0: K = 1 (populations train plain nets: no norm, residual or dropout)")
+            if not largest.model.stackable:
+                log.info("sweep.population=0: K = 1 (populations train nets without BatchNorm or dropout)")
                 self._size = 1
                 return self._size
             room = psutil.virtual_memory().available // max(self.config.memory_needed(population=1), 1)
@@ -110,8 +110,8 @@ class Objective:
         return self._size
 
     def can_group(self, params: Dict[str, Any]) -> bool:
-        """Whether a trial at ``params`` can train in a population (its net is plain)."""
-        return self.config.with_params(params).model.plain
+        """Whether a trial at ``params`` can train in a population (its net is stackable)."""
+        return self.config.with_params(params).model.stackable
 
     def _data_for(self, config: Config) -> Dataset:
         key = _data_key(config)

@@ -134,7 +134,7 @@ def init_profile(model: keras.Model, hidden: Sequence[str], activation: str, x, 
     they train in.
     """
     if not all(isinstance(layer, _PLAIN) for layer in model.layers):
-        return _profile_stats(preactivation_profile(model, hidden, x, y), hidden)
+        return stats_of_profile(preactivation_profile(model, hidden, x, y), hidden)
     dense = [model.get_layer(name) for name in hidden]
     output = model.get_layer("output")
     return profile_stats(
@@ -160,10 +160,11 @@ def profile_stats(
     y: np.ndarray,
 ) -> Dict[str, float]:
     """:func:`init_profile` of a plain net given by its weights."""
-    return _profile_stats(backprop_profile(kernels, biases, out_w, out_b, activation, x, y), hidden)
+    return stats_of_profile(backprop_profile(kernels, biases, out_w, out_b, activation, x, y), hidden)
 
 
-def _profile_stats(profile: np.ndarray, hidden: Sequence[str]) -> Dict[str, float]:
+def stats_of_profile(profile: np.ndarray, hidden: Sequence[str]) -> Dict[str, float]:
+    """The metrics of a backprop profile: each layer's ``preact_sq`` and the measured chi_1."""
     stats = {keys.grad(name, keys.PREACT_SQ): float(v) for name, v in zip(hidden, profile)}
     if len(hidden) >= 4:
         factor = measured_factor(profile, trim=max(1, len(hidden) // 8))

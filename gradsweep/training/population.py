@@ -23,7 +23,7 @@ from gradsweep import keys, stopping
 from gradsweep.config import Config
 from gradsweep.data.datasets import Dataset
 from gradsweep.model.stacked import Member, StackedNet
-from gradsweep.training.loop import EpochListener, TrainResult, profile_stats, seed_everything
+from gradsweep.training.loop import EpochListener, TrainResult, profile_stats, seed_everything, stats_of_profile
 
 # What must be equal across a population's configs: what fixes the graph and the epochs.
 GRAPH_KEYS = (
@@ -133,8 +133,8 @@ def _net(config: Config, n_features: int, members: List[Member]) -> Tuple[Stacke
     else a new one, kept for the next population; and whether it was kept."""
     model = config.model
     train, optimizer = config.train, config.optimizer.name
-    key = (model.activation, tuple(model.hidden_widths), n_features, len(members), train.batch_size,
-           train.zero_grad_tol, optimizer)  # fmt: skip
+    key = (model.activation, tuple(model.hidden_widths), model.norm, model.residual, n_features, len(members),
+           train.batch_size, train.zero_grad_tol, optimizer)  # fmt: skip
     net = _NETS.get(key)
     if net is None:
         net = StackedNet(model, n_features, members, train.batch_size, train.zero_grad_tol, optimizer)
@@ -257,13 +257,20 @@ def _end_of_epoch(
 
 
 def _measure_init(net: StackedNet, results: List[TrainResult], x: np.ndarray, y: np.ndarray) -> None:
-    """Step 0 of every member: kernel-gradient norms, saturation and the backprop profile."""
+    """Step 0 of every member: kernel-gradient norms, saturation and the backprop profile
+    (of a plain net in float64 from its weights, of the others in float32, as alone)."""
     start = time.perf_counter()
-    norms = net.gradient_norms(tf.constant(x, tf.float32), tf.constant(y, tf.float32))
-    saturation = net.saturation(tf.constant(x, tf.float32))
+    inputs, labels = tf.constant(x, tf.float32), tf.constant(y, tf.float32)
+    norms = net.gradient_norms(inputs, labels)
+    saturation = net.saturation(inputs)
+    plain = not (net.residual or net.gammas)
+    profiles = None if plain else net.preactivation_profile(inputs, labels)
     for m, result in enumerate(results):
         result.init = {keys.grad(layer, "norm_mean"): float(v) for layer, v in zip(net.layers, norms[m])}
         result.init.update(saturation[m])
+        if profiles is not None:
+            result.init.update(stats_of_profile(profiles[m], net.hidden))
+            continue
         kernels, biases = net.weights_of(m)
         result.init.update(
             profile_stats(kernels[:-1], biases[:-1], kernels[-1], biases[-1], net.hidden, net.activation, x, y)

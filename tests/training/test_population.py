@@ -24,11 +24,13 @@ def data() -> Dataset:
 
 def _config(
     std=0.3, lr=0.05, clipnorm=None, momentum=0.0, init="random_normal", epochs=3, activation="tanh",
-    optimizer="sgd", **train
+    optimizer="sgd", norm="none", residual=False, **train
 ) -> Config:  # fmt: skip
     return Config(
         data=DATA,
-        model=ModelConfig(activation=activation, depth=4, width=16, init=init, init_std=std),
+        model=ModelConfig(
+            activation=activation, depth=4, width=16, init=init, init_std=std, norm=norm, residual=residual
+        ),
         optimizer=OptimizerConfig(name=optimizer, learning_rate=lr, clipnorm=clipnorm, momentum=momentum),
         train=TrainConfig(epochs=epochs, batch_size=32, **train),
     )
@@ -64,6 +66,26 @@ def test_every_member_records_what_its_config_records_alone(data, optimizer):
     deviations = [_deviation(train(c, data, s), m) for c, s, m in zip(configs, seeds, members)]
     assert max(deviations) < 1e-4, deviations
     assert len({m.epochs[-1]["train/loss"] for m in members}) == 4  # they did not train as one
+
+
+@pytest.mark.parametrize(
+    ("norm", "residual", "optimizer"), [("none", True, "sgd"), ("layer", False, "adam"), ("layer", True, "sgd")]
+)
+def test_layernorm_and_residual_members_record_what_they_record_alone(data, norm, residual, optimizer):
+    # LayerNorm's scale and shift and the first block's projection (2 features to 16 units)
+    # are each member's own variables; the backprop profile is TensorFlow's, in float32.
+    scale = 1.0 if optimizer == "sgd" else 0.1
+    common = {"norm": norm, "residual": residual, "optimizer": optimizer, "activation": "relu", "init": "he_normal"}
+    configs = [
+        _config(lr=0.05 * scale, **common),
+        _config(lr=0.01 * scale, clipnorm=1.0, momentum=0.9, **common),
+        _config(lr=0.1 * scale, clipnorm=0.5, **common),
+    ]
+    seeds = [5, 6, 7]
+    members = train_population(configs, data, seeds)
+    deviations = [_deviation(train(c, data, s), m) for c, s, m in zip(configs, seeds, members)]
+    assert max(deviations) < 1e-4, deviations
+    assert "measured/chi1" in members[0].init and "act/dense_03/saturation" in members[0].init
 
 
 def test_a_member_that_diverges_stops_there_and_leaves_the_others_as_they_were(data):
