@@ -209,8 +209,14 @@ def _layers_without_gradient(trial: _Trial) -> Tuple[_Evidence, _Evidence]:
     (``rules.saturation``) name the cause. Zeros without flat units are gradients below
     float32's range; :func:`diagnose` judges them after the depth profile, which shows
     where they shrank.
+
+    Not in residual nets: a block's flat units keep the gradient from its own kernel only;
+    the skip connection carries it past them to the layers below, and the depth profile
+    judges how it arrives there.
     """
     model, rules = trial.model, trial.rules
+    if model.residual:
+        return _Evidence(), _Evidence()
     relu_family = model.activation in RELU_FAMILY
     flat_kind = "dead" if relu_family else "saturated"
     for layer in trial.hidden:

@@ -5,9 +5,11 @@ their mean-field theory (gradsweep/model/theory.py)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import compose_config
 
 from gradsweep import keys
 from gradsweep.config import Config, DataConfig, ModelConfig, TrainConfig
@@ -82,3 +84,18 @@ def test_layernorm_and_skips_rescue_a_deep_net_that_plain_init_makes_vanish():
     config, result, residual = _trained(scaled, residual=True, **deep)
     assert residual.regime == "healthy", residual.evidence
     assert result.init[keys.MEASURED_CHI1] == pytest.approx(theory_for(config).chi1, rel=0.1)  # 1.13
+
+
+def test_dead_units_in_a_residual_block_do_not_make_the_net_vanish():
+    # ReLU He, depth 10, 3 epochs of SGD: half of some block's units are dead on every probe
+    # example, yet the skips carry the gradient past them (input layer's gradient about the
+    # last one's) and the net trains. The same records read as a plain net's are dead_relu.
+    overrides = ("optimizer=sgd", "data.scale=true", "model.width=32", "model.init=he_normal", "model.depth=10")
+    config = compose_config(*overrides, "model.activation=relu", "model.residual=true", "train.epochs=3")
+    result = train(config, load(config.data), seed=0)
+    dead = max(float(np.median([e[k] for e in result.epochs])) for k in result.epochs[0] if k.endswith("/dead"))
+    assert dead >= config.regime.dead
+    verdict = diagnose(result, config.model, config.regime, config.model.layer_names)
+    assert verdict.regime == "healthy" and 0.1 < verdict.facts["depth_ratio"] < 10, verdict.evidence
+    plain = diagnose(result, replace(config.model, residual=False), config.regime, config.model.layer_names)
+    assert (plain.regime, plain.detail) == ("vanishing", "dead_relu")
