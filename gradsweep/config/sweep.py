@@ -151,9 +151,10 @@ class SweepConfig:
             and differ in the others (init, init std, bias std, learning rate, clipnorm,
             momentum); 1 = one trial at a time; 0 = automatic: the largest K whose steady
             epoch takes at most 1.5x one net's, measured when a worker starts on the
-            space's largest net, capped by memory and ``n_trials``. Nets with BatchNorm
-            or dropout do not train together (``ModelConfig.stackable``): such a trial
-            trains alone.
+            space's largest net, capped by memory and ``sqrt(n_trials)`` (a group shares
+            one architecture: the sweep still draws as many architectures as a group has
+            members). Nets with BatchNorm or dropout do not train together
+            (``ModelConfig.stackable``): such a trial trains alone.
     """
 
     name: str = "sweep"

@@ -104,7 +104,10 @@ class Objective:
                 self._size = 1
                 return self._size
             room = psutil.virtual_memory().available // max(self.config.memory_needed(population=1), 1)
-            sizing = automatic_size(largest, self._data_for(largest), min(AUTO_LIMIT, self.sweep.n_trials, room))
+            # At most sqrt(n_trials): a group's members share one architecture, so K of them
+            # leave the sampler n_trials / K architectures to place on the map.
+            limit = min(AUTO_LIMIT, math.isqrt(self.sweep.n_trials), room)
+            sizing = automatic_size(largest, self._data_for(largest), limit)
             log.info("sweep.population=0: %s", sizing.describe())
             self._size = sizing.size
         return self._size

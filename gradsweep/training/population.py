@@ -95,7 +95,8 @@ class Sizing:
         tried = ", ".join(f"{k}: {1000 * s:.1f} ms" for k, s in sorted(self.seconds.items()))
         return (
             f"K = {self.size} (a steady epoch at K = {tried}; it may take {AUTO_SLOWDOWN}x K = 1's, "
-            f"and K is at most {self.limit})"
+            f"and K is at most {self.limit}: memory, and the square root of sweep.n_trials, so that the sweep draws "
+            "as many architectures as a group has members)"
         )
 
 
