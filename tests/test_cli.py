@@ -94,7 +94,6 @@ CASES: Dict[str, Case] = {
     "negative population": Case(sweep("sweep.population=-1"), "sweep.population"),
     "a non-integer population": Case(sweep("sweep.population=2.5"), "sweep.population"),
     "a population with dropout": Case(sweep("sweep.population=8", "model.dropout=0.2"), "sweep.population"),
-    "a population of BatchNorm nets only": Case(sweep("sweep.population=8", "model.norm=batch"), "sweep.population"),
     # ---------------------------------------------------------------- limits
     "depth 100000": Case(sweep("model.depth=100000"), "model.depth"),
     "width 10000000": Case(sweep("model.width=10000000"), "model.width"),

@@ -105,8 +105,8 @@ class DataConfig:
 
 
 # The values of the model keys a net that populations can train has (ModelConfig.stackable):
-# BatchNorm's statistics and dropout's masks are not stacked per member yet.
-STACKABLE = {"norm": ("none", "layer"), "dropout": (0.0,)}
+# dropout's masks are not stacked per member yet.
+STACKABLE = {"dropout": (0.0,)}
 
 
 @dataclass
@@ -173,7 +173,7 @@ class ModelConfig:
 
     @property
     def stackable(self) -> bool:
-        """No BatchNorm, no dropout: a net populations can train (skips and LayerNorm can)."""
+        """No dropout: a net populations can train (any normalisation, skips or none)."""
         return all(getattr(self, key) in values for key, values in STACKABLE.items())
 
     @property
@@ -386,14 +386,14 @@ class Config:
             self._check_population(space)
 
     def _check_population(self, space: Dict[str, Any]) -> None:
-        """Populations train nets without BatchNorm or dropout (:attr:`ModelConfig.stackable`).
-        Where the space sweeps those keys, the other trials train alone; where every trial
-        has one, no population could form."""
+        """Populations train nets without dropout (:attr:`ModelConfig.stackable`). Where the
+        space sweeps it, the trials with dropout train alone; where every trial has it, no
+        population could form."""
         for key, values in STACKABLE.items():
             value = getattr(self.model, key)
             if f"model.{key}" not in space and value not in values:
                 raise ConfigError(
-                    f"sweep.population: populations train nets without BatchNorm or dropout; "
+                    f"sweep.population: populations train nets without dropout; "
                     f"model.{key} is {value!r} for every trial (sweep it, or set sweep.population=1)"
                 )
 

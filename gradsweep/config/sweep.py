@@ -153,8 +153,8 @@ class SweepConfig:
             epoch takes at most 1.5x one net's, measured when a worker starts on the
             space's largest net, capped by memory and ``sqrt(n_trials)`` (a group shares
             one architecture: the sweep still draws as many architectures as a group has
-            members). Nets with BatchNorm or dropout do not train together
-            (``ModelConfig.stackable``): such a trial trains alone.
+            members). Nets with dropout do not train together (``ModelConfig.stackable``):
+            such a trial trains alone.
     """
 
     name: str = "sweep"

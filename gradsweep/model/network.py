@@ -19,8 +19,10 @@ from gradsweep import keys
 from gradsweep.config import ModelConfig, OptimizerConfig
 from gradsweep.model.gradstats import InstrumentedModel
 
-# Keras' default, named here because a population's LayerNorm (model.stacked) must match it.
+# Keras' defaults, named here because a population's normalisation (model.stacked) must match.
 LAYER_NORM_EPSILON = 1e-3
+BATCH_NORM_EPSILON = 1e-3
+BATCH_NORM_MOMENTUM = 0.99
 
 
 def kernel_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initializer:
@@ -67,7 +69,9 @@ def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 
             width, name=keys.hidden_layer(i), use_bias=cfg.norm != "batch", kernel_initializer="zeros"
         )(h)
         if cfg.norm == "batch":
-            block = keras.layers.BatchNormalization(name=norm_name(cfg, i))(block)
+            block = keras.layers.BatchNormalization(
+                momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=norm_name(cfg, i)
+            )(block)
         elif cfg.norm == "layer":
             block = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=norm_name(cfg, i))(block)
         block = keras.layers.Activation(cfg.activation, name=f"act_{i:02d}")(block)

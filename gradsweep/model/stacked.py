@@ -1,12 +1,12 @@
 """K networks of one architecture as one: a population's weights, its step and its
 gradient statistics.
 
-Members share what fixes the graph (activation, widths, LayerNorm or none, skip
-connections or none) and each has its own initial weights (initializer, std, bias std,
-seed), learning rate, clipnorm and momentum. A kernel is one variable ``[K, in, out]`` and
-a layer one batched matmul, so a step costs about the ops of one net: the per-op overhead
-that dominates the small nets of a map is paid once for K trials. BatchNorm (statistics
-and moving averages per member) and dropout (masks per member) are not stacked yet.
+Members share what fixes the graph (activation, widths, normalisation, skip connections)
+and each has its own initial weights (initializer, std, bias std, seed), learning rate,
+clipnorm and momentum. A kernel is one variable ``[K, in, out]`` and a layer one batched
+matmul, so a step costs about the ops of one net: the per-op overhead that dominates the
+small nets of a map is paid once for K trials. A member's BatchNorm normalises over its own
+batch and keeps its own moving statistics. Dropout (masks per member) is not stacked yet.
 
 The optimizer is ours: Keras' optimizers hold one learning rate, clipnorm and momentum each
 and clip a variable as a whole, where a member needs its own. Ours takes those as ``[K]``
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -29,7 +29,15 @@ import tensorflow as tf
 
 from gradsweep import keys
 from gradsweep.config import ModelConfig, OptimizerConfig
-from gradsweep.model.network import LAYER_NORM_EPSILON, bias_initializer, build_optimizer, kernel_initializer, projects
+from gradsweep.model.network import (
+    BATCH_NORM_EPSILON,
+    BATCH_NORM_MOMENTUM,
+    LAYER_NORM_EPSILON,
+    bias_initializer,
+    build_optimizer,
+    kernel_initializer,
+    projects,
+)
 from gradsweep.model.theory import ACTIVATIONS
 
 
@@ -42,6 +50,15 @@ class Member:
     learning_rate: float
     clipnorm: Optional[float] = None
     momentum: float = 0.0  # SGD's and RMSprop's; Adam has none
+
+
+class Pass(NamedTuple):
+    """What one pass of a batch through every member gives."""
+
+    logits: tf.Tensor  # [K, B, 1]
+    dense: List[tf.Tensor]  # each hidden Dense layer's output
+    into: List[tf.Tensor]  # each activation's input: that output after its normalisation, if any
+    moments: List[Tuple[tf.Tensor, tf.Tensor]]  # BatchNorm's batch mean and variance, [K, 1, F] each
 
 
 class StackedNet:
@@ -70,7 +87,7 @@ class StackedNet:
         if not members:
             raise ValueError("a population needs at least one member")
         if not architecture.stackable:
-            raise ValueError("population training covers nets without BatchNorm or dropout")
+            raise ValueError("population training covers nets without dropout")
         self.architecture = architecture
         self.activation = architecture.activation
         self.layers = architecture.layer_names
@@ -84,11 +101,20 @@ class StackedNet:
             return tf.Variable(tf.zeros(shape), trainable=False)
 
         self.kernels = [tf.Variable(tf.zeros((k, a, b)), name=f"kernel_{i}") for i, (a, b) in enumerate(self._shapes)]
-        self.biases = [tf.Variable(tf.zeros((k, b)), name=f"bias_{i}") for i, (_, b) in enumerate(self._shapes)]
         hidden_shapes = list(enumerate(self._shapes[:-1]))
-        layer_norm = architecture.norm == "layer"
-        self.gammas = [tf.Variable(tf.ones((k, b)), name=f"gamma_{i}") for i, (_, b) in hidden_shapes if layer_norm]
-        self.betas = [tf.Variable(tf.zeros((k, b)), name=f"beta_{i}") for i, (_, b) in hidden_shapes if layer_norm]
+        self.norm = architecture.norm
+        # BatchNorm's shift replaces a hidden layer's bias, as alone (network.build_model).
+        self.biases = {
+            i: tf.Variable(tf.zeros((k, b)), name=f"bias_{i}")
+            for i, (_, b) in enumerate(self._shapes)
+            if self.norm != "batch" or i == len(self.hidden)
+        }
+        normalised = self.norm != "none"
+        self.gammas = [tf.Variable(tf.ones((k, b)), name=f"gamma_{i}") for i, (_, b) in hidden_shapes if normalised]
+        self.betas = [tf.Variable(tf.zeros((k, b)), name=f"beta_{i}") for i, (_, b) in hidden_shapes if normalised]
+        batch_norm = self.norm == "batch"
+        self.moving_means = [variable((k, b)) for _, (_, b) in hidden_shapes if batch_norm]
+        self.moving_variances = [variable((k, b)) for _, (_, b) in hidden_shapes if batch_norm]
         self.residual = architecture.residual
         # A residual block whose widths differ adds a projection of its input, as alone.
         self.skips = {
@@ -96,9 +122,8 @@ class StackedNet:
             for i, (a, b) in hidden_shapes
             if projects(architecture, n_features, i)
         }
-        # The recorded kernels and their biases first, in pairs: statistics index them so.
-        pairs = [v for pair in zip(self.kernels, self.biases) for v in pair]
-        self.variables = pairs + self.gammas + self.betas + list(self.skips.values())
+        # The recorded kernels first: statistics index them so.
+        self.variables = [*self.kernels, *self.biases.values(), *self.gammas, *self.betas, *self.skips.values()]
         # The configured Keras optimizer's constants, so that a member steps as it would alone.
         self.optimizer = build_optimizer(OptimizerConfig(name=optimizer))
         self.momenta = [variable(v.shape) for v in self.variables]  # Adam's first moments
@@ -115,8 +140,8 @@ class StackedNet:
         self.batch_size = batch_size
         # Traced once per net: a reused net (reset) trains its next members without tracing.
         self.train_epoch = tf.function(self._train_epoch)
-        self._losses = tf.function(self.losses)
-        self._activation_inputs = tf.function(lambda x: self.forward(x)[2])
+        self._evaluate = tf.function(lambda x, y: self.losses(x, y, training=False)[:2])
+        self._activation_inputs = tf.function(lambda x: self.forward(x).into)
         self.reset(members)
 
     def reset(self, members: Sequence[Member]) -> None:
@@ -132,13 +157,16 @@ class StackedNet:
         self.members = list(members)
         for i, shape in enumerate(self._shapes):
             self.kernels[i].assign(np.stack([self._kernel(m, i, shape) for m in members]))
-            self.biases[i].assign(np.stack([self._bias(m, i, shape[1]) for m in members]))
+        for i, bias in self.biases.items():
+            bias.assign(np.stack([self._bias(m, i, self._shapes[i][1]) for m in members]))
         for i, skip in self.skips.items():  # network.initialize: a plain Glorot map
             glorot = [keras.initializers.GlorotUniform(seed=m.seed + 500 + i) for m in members]
             skip.assign(np.stack([draw(skip.shape[1:], dtype="float32") for draw in glorot]))
-        for gamma, beta in zip(self.gammas, self.betas):
-            gamma.assign(tf.ones_like(gamma))
-            beta.assign(tf.zeros_like(beta))
+        # Scale 1, shift 0, moving mean 0 and variance 1: the layers' own initializers.
+        for ones in (*self.gammas, *self.moving_variances):
+            ones.assign(tf.ones_like(ones))
+        for zeros in (*self.betas, *self.moving_means):
+            zeros.assign(tf.zeros_like(zeros))
         for slot in (*self.momenta, *self.velocities, self.iterations):
             slot.assign(tf.zeros_like(slot))
         self.learning_rate.assign([m.learning_rate for m in members])
@@ -157,38 +185,49 @@ class StackedNet:
             return np.zeros(width, np.float32)
         return np.asarray(bias_initializer(member.model, member.seed + 2 * index + 1)((width,), dtype="float32"))
 
-    def forward(self, x: tf.Tensor) -> Tuple[tf.Tensor, List[tf.Tensor], List[tf.Tensor]]:
-        """Of ``x`` (``[K, B, F]``, or ``[B, F]`` given to every member): the logits
-        ``[K, B, 1]``, each hidden Dense layer's output and each activation's input (that
-        output after its LayerNorm, if any), as build_model's net computes them."""
+    def forward(self, x: tf.Tensor, training: bool = True) -> Pass:
+        """``x`` (``[K, B, F]``, or ``[B, F]`` given to every member) through every member as
+        build_model's net computes it; BatchNorm with each member's batch statistics when
+        ``training``, else its moving ones (which a pass never changes: :meth:`step` does)."""
         shared = "bf,kfo->kbo" if len(x.shape) == 2 else "kbf,kfo->kbo"
         h = x
-        dense: List[tf.Tensor] = []
-        into: List[tf.Tensor] = []
-        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+        out = Pass(x, [], [], [])
+        for i, kernel in enumerate(self.kernels):
             spec = shared if i == 0 else "kbf,kfo->kbo"
-            z = tf.einsum(spec, h, kernel) + bias[:, None, :]
+            z = tf.einsum(spec, h, kernel)
+            if i in self.biases:
+                z = z + self.biases[i][:, None, :]
             if i == len(self.hidden):
-                return z, dense, into
-            dense.append(z)
-            if self.gammas:
+                return out._replace(logits=z)
+            out.dense.append(z)
+            if self.norm == "layer":
                 gamma, beta = self.gammas[i][:, None, :], self.betas[i][:, None, :]
                 z = keras.ops.layer_normalization(z, gamma, beta, epsilon=LAYER_NORM_EPSILON)
-            into.append(z)
+            elif self.norm == "batch":
+                if training:
+                    mean, variance = tf.nn.moments(z, axes=[1], keepdims=True)  # Keras' BatchNormalization's
+                    out.moments.append((mean, variance))
+                else:
+                    mean, variance = self.moving_means[i][:, None, :], self.moving_variances[i][:, None, :]
+                gamma, beta = self.gammas[i][:, None, :], self.betas[i][:, None, :]
+                z = tf.nn.batch_normalization(z, mean, variance, beta, gamma, BATCH_NORM_EPSILON)
+            out.into.append(z)
             a = self._act(z)
             if self.residual:
                 a = (tf.einsum(spec, h, self.skips[i]) if i in self.skips else h) + a
             h = a
         raise AssertionError("unreachable: the output layer returns")
 
-    def losses(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def losses(
+        self, x: tf.Tensor, y: tf.Tensor, training: bool = True
+    ) -> Tuple[tf.Tensor, tf.Tensor, List[Tuple[tf.Tensor, tf.Tensor]]]:
         """Each member's mean binary cross-entropy ``[K]`` (Keras' for a sigmoid output:
-        from the logits) and its count of right answers at 0.5."""
-        logits, _, _ = self.forward(x)
+        from the logits), its count of right answers at 0.5, and BatchNorm's batch moments."""
+        logits, _, _, moments = self.forward(x, training)
         y = tf.broadcast_to(y, tf.shape(logits))
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits), axis=[1, 2])
         right = tf.cast(tf.equal(tf.cast(tf.sigmoid(logits) > 0.5, y.dtype), y), tf.float32)
-        return loss, tf.reduce_sum(right, axis=[1, 2])
+        return loss, tf.reduce_sum(right, axis=[1, 2]), moments
 
     def _train_epoch(self, order: tf.Tensor, x: tf.Tensor, y: tf.Tensor) -> None:
         """One epoch of every member over the rows of ``x``, ``y`` in its own ``order [K, rows]``."""
@@ -201,7 +240,7 @@ class StackedNet:
 
     def evaluate(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[np.ndarray, np.ndarray]:
         """Each member's loss and share right on ``x``, ``y`` (shared by all)."""
-        loss, right = self._losses(x, y)
+        loss, right = self._evaluate(x, y)
         return np.asarray(loss, dtype=float), np.asarray(right, dtype=float) / int(x.shape[0])
 
     def weights_finite(self) -> np.ndarray:
@@ -212,9 +251,17 @@ class StackedNet:
     def step(self, x: tf.Tensor, y: tf.Tensor) -> None:
         """One step of every active member on its own batch ``x [K, B, F]``, ``y [K, B, 1]``."""
         with tf.GradientTape() as tape:
-            loss, right = self.losses(x, y)
+            loss, right, moments = self.losses(x, y)
             total = tf.reduce_sum(loss)  # member k's variables see only loss[k]
         grads = tape.gradient(total, self.variables)
+        active = self.active[:, None]
+        for (mean, variance), moving_mean, moving_variance in zip(moments, self.moving_means, self.moving_variances):
+            # Keras' BatchNormalization's update, per member, in the same order of operations.
+            mean, variance = mean[:, 0, :], variance[:, 0, :]
+            new_mean = moving_mean * BATCH_NORM_MOMENTUM + mean * (1.0 - BATCH_NORM_MOMENTUM)
+            new_variance = moving_variance * BATCH_NORM_MOMENTUM + variance * (1.0 - BATCH_NORM_MOMENTUM)
+            moving_mean.assign(tf.where(active, new_mean, moving_mean))
+            moving_variance.assign(tf.where(active, new_variance, moving_variance))
         before = [tf.convert_to_tensor(k) for k in self.kernels]
         moves = []
         velocities = self.velocities or [None] * len(self.variables)
@@ -227,9 +274,8 @@ class StackedNet:
             variable.assign(tf.where(keep, variable + move, variable))
             moves.append(move)
         self.iterations.assign_add(1.0)
-        self._record(
-            grads, before, moves[0 : 2 * len(self.kernels) : 2], loss, right, tf.cast(tf.shape(x)[1], tf.float32)
-        )
+        n = len(self.kernels)
+        self._record(grads, before, moves[:n], loss, right, tf.cast(tf.shape(x)[1], tf.float32))
 
     def _update(
         self, grad: tf.Tensor, momentum: tf.Tensor, velocity: Optional[tf.Tensor]
@@ -270,7 +316,7 @@ class StackedNet:
         return tf.where(clip > 0, grad * clip / tf.maximum(l2norm, clip), grad)
 
     def _record(self, grads, before, moves, loss, right, batch) -> None:
-        kernels = [grads[2 * i] for i in range(len(self.kernels))]
+        kernels = grads[: len(self.kernels)]
         squares = tf.stack([tf.reduce_sum(tf.square(g), axis=[1, 2]) for g in kernels], axis=1)  # [K, L]
         zeros = tf.stack(
             [tf.reduce_sum(tf.cast(tf.abs(g) <= self._zero_tol, tf.float32), axis=[1, 2]) for g in kernels], 1
@@ -337,7 +383,7 @@ class StackedNet:
     def gradient_norms(self, x: tf.Tensor, y: tf.Tensor) -> np.ndarray:
         """``[K, layers]`` kernel-gradient norms on one batch shared by all, weights untouched (step 0)."""
         with tf.GradientTape() as tape:
-            loss, _ = self.losses(x, y)
+            loss, _, _ = self.losses(x, y)
             total = tf.reduce_sum(loss)
         grads = tape.gradient(total, self.kernels)
         return np.stack([np.sqrt(np.sum(np.square(np.asarray(g, dtype=np.float64)), axis=(1, 2))) for g in grads], 1)
@@ -348,7 +394,7 @@ class StackedNet:
         rows (shared by all) of the squared gradient of the summed loss with respect to
         each hidden Dense layer's output."""
         with tf.GradientTape() as tape:
-            logits, dense, _ = self.forward(x)
+            logits, dense, _, _ = self.forward(x)
             # From the logits, as Keras' loss reads a sigmoid's output: unclipped where it saturates.
             truth = tf.broadcast_to(y, tf.shape(logits))
             loss = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=truth, logits=logits))
@@ -357,4 +403,4 @@ class StackedNet:
 
     def weights_of(self, k: int) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Member ``k``'s kernels and biases, input to output."""
-        return [np.asarray(w[k]) for w in self.kernels], [np.asarray(b[k]) for b in self.biases]
+        return [np.asarray(w[k]) for w in self.kernels], [np.asarray(self.biases[i][k]) for i in sorted(self.biases)]

@@ -100,7 +100,7 @@ class Objective:
 
             largest = self.config.with_params(self.config.largest_params())
             if not largest.model.stackable:
-                log.info("sweep.population=0: K = 1 (populations train nets without BatchNorm or dropout)")
+                log.info("sweep.population=0: K = 1 (populations train nets without dropout)")
                 self._size = 1
                 return self._size
             room = psutil.virtual_memory().available // max(self.config.memory_needed(population=1), 1)

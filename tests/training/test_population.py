@@ -69,11 +69,14 @@ def test_every_member_records_what_its_config_records_alone(data, optimizer):
 
 
 @pytest.mark.parametrize(
-    ("norm", "residual", "optimizer"), [("none", True, "sgd"), ("layer", False, "adam"), ("layer", True, "sgd")]
-)
-def test_layernorm_and_residual_members_record_what_they_record_alone(data, norm, residual, optimizer):
-    # LayerNorm's scale and shift and the first block's projection (2 features to 16 units)
-    # are each member's own variables; the backprop profile is TensorFlow's, in float32.
+    ("norm", "residual", "optimizer"),
+    [("none", True, "sgd"), ("layer", False, "adam"), ("layer", True, "sgd"), ("batch", False, "sgd"),
+     ("batch", True, "adam")],
+)  # fmt: skip
+def test_normalised_and_residual_members_record_what_they_record_alone(data, norm, residual, optimizer):
+    # The normalisation's scale and shift, BatchNorm's moving statistics (validation reads
+    # them) and the first block's projection (2 features to 16 units) are each member's own;
+    # BatchNorm normalises over the member's batch; the backprop profile is TensorFlow's.
     scale = 1.0 if optimizer == "sgd" else 0.1
     common = {"norm": norm, "residual": residual, "optimizer": optimizer, "activation": "relu", "init": "he_normal"}
     configs = [
