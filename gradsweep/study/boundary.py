@@ -94,7 +94,13 @@ class BoundarySampler(Fixable, BaseSampler):
         ]
         fixed = {k: v for k, v in self._fixed.items() if k in search_space}
         if not self._leads(Counter(regime for _, regime in labelled), len(labelled)):
-            return {**self._space_filling.sample_relative(study, trial, search_space), **fixed}
+            # The fixed keys stay out of the space-filling draw: Optuna numbers its Sobol
+            # points per search space, so a group's members draw a sequence of their own
+            # and its first trials take consecutive points of the whole space's. In one
+            # sequence a group of K took every K-th point, and such a stride of a Sobol
+            # sequence covers only part of some dimensions (K = 4: a quarter of one).
+            free = {name: dist for name, dist in search_space.items() if name not in fixed}
+            return {**self._space_filling.sample_relative(study, trial, free), **fixed}
         encoder = SpaceEncoder(search_space)
         model = RegimeModel(encoder, [p for p, _ in labelled], [r for _, r in labelled])
         taken = [t.params for t in trials if t.number != trial.number and set(search_space) <= set(t.params)]

@@ -162,3 +162,24 @@ def test_fixing_keys_samples_the_others_given_them(labelled):
         assert np.median([margin(t.params) for t in asked]) < 0.15, [margin(t.params) for t in asked]
     study.optimize(objective, n_trials=2)  # and outside, nothing stays fixed
     assert all(t.params["model.init_std"] != 0.7 for t in study.trials[-2:])
+
+
+def test_groups_take_their_first_trials_from_the_whole_space_filling_sequence():
+    # Eight groups of four while the sampler still fills space: each group's first trial is
+    # free, its others hold the first one's activation and init std. The first trials are
+    # consecutive points of the space-filling sequence, not every fourth one (a Sobol
+    # sequence taken every fourth point covers a quarter of some dimension).
+    from gradsweep.study.search import fixing
+
+    study = optuna.create_study(sampler=BoundarySampler(seed=0, n_startup_trials=1000))
+    firsts = []
+    for _ in range(8):
+        study.optimize(objective, n_trials=1)
+        first = study.trials[-1].params
+        firsts.append(first)
+        with fixing(study, {k: first[k] for k in ("model.activation", "model.init_std")}):
+            study.optimize(objective, n_trials=3)
+    for name in ("model.init_std", "optimizer.learning_rate"):
+        quarters = {int(4 * p[name]) for p in firsts}
+        assert len(quarters) == 4, (name, sorted(p[name] for p in firsts))
+    assert {p["model.activation"] for p in firsts} == {"tanh", "relu"}
