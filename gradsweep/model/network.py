@@ -11,6 +11,7 @@ residual net the projection ``skip_{i:02d}`` where its block changes width and t
 from __future__ import annotations
 
 import math
+from typing import Tuple
 
 import keras
 import numpy as np
@@ -44,6 +45,25 @@ def bias_initializer(cfg: ModelConfig, seed: int) -> keras.initializers.Initiali
     if cfg.bias_init_std == 0:
         return keras.initializers.Zeros()
     return keras.initializers.RandomNormal(stddev=cfg.bias_init_std, seed=seed)
+
+
+def layer_initializers(
+    cfg: ModelConfig, seed: int, index: int
+) -> Tuple[keras.initializers.Initializer, keras.initializers.Initializer]:
+    """Hidden layer ``index``'s kernel and bias initializers in a net of ``seed``: each layer
+    gets its own seeds, so that layers of equal shape do not start identical."""
+    return kernel_initializer(cfg, seed + 2 * index), bias_initializer(cfg, seed + 2 * index + 1)
+
+
+def skip_initializer(seed: int, index: int) -> keras.initializers.Initializer:
+    """Residual block ``index``'s projection: it only matches widths, so a plain Glorot map
+    whatever the kernels' init."""
+    return keras.initializers.GlorotUniform(seed=seed + 500 + index)
+
+
+def readout_initializer(seed: int) -> keras.initializers.Initializer:
+    """The output unit's kernel: Keras' default initializer, as in the tutorial's models."""
+    return keras.initializers.GlorotUniform(seed=seed + 999)
 
 
 def norm_name(cfg: ModelConfig, index: int) -> str:
@@ -92,27 +112,26 @@ def build_model(cfg: ModelConfig, n_features: int, seed: int, zero_tol: float = 
 def initialize(model: keras.Model, cfg: ModelConfig, seed: int) -> None:
     """Gives every layer of a model built by :func:`build_model` the initial values of
     ``seed``: kernels and biases, the normalisation's scale, shift and moving statistics,
-    the skip projections and the dropout masks' random state. The only place that
+    the skip projections and the dropout masks' random state. With the initializers above,
+    which a population's nets draw from too (gradsweep.model.stacked), the only place that
     decides initial values."""
     for i in range(len(cfg.hidden_widths)):
         dense = model.get_layer(keys.hidden_layer(i))
-        # Each layer gets its own seed so layers of equal shape do not start identical.
-        _assign(dense.kernel, kernel_initializer(cfg, seed + 2 * i))
+        kernel, bias = layer_initializers(cfg, seed, i)
+        _assign(dense.kernel, kernel)
         if dense.bias is not None:
-            _assign(dense.bias, bias_initializer(cfg, seed + 2 * i + 1))
+            _assign(dense.bias, bias)
         if cfg.norm != "none":
             # Scale 1, shift 0, moving mean 0 and variance 1: the layers' own initializers.
             for variable in model.get_layer(norm_name(cfg, i)).variables:
                 _assign(variable, keras.initializers.get("ones" if variable.name in ONES else "zeros"))
         if projects(cfg, model.input.shape[-1], i):
-            # A projection only matches widths: a plain Glorot map, whatever the kernels' init.
-            _assign(model.get_layer(f"skip_{i:02d}").kernel, keras.initializers.GlorotUniform(seed=seed + 500 + i))
+            _assign(model.get_layer(f"skip_{i:02d}").kernel, skip_initializer(seed, i))
         if cfg.dropout > 0:
             state = model.get_layer(f"dropout_{i:02d}").seed_generator.state
             state.assign(np.array([_dropout_seed(seed, i), 0], dtype=state.dtype))
     output = model.get_layer("output")
-    # The read-out keeps Keras' default initializer, as in the tutorial's models.
-    _assign(output.kernel, keras.initializers.GlorotUniform(seed=seed + 999))
+    _assign(output.kernel, readout_initializer(seed))
     _assign(output.bias, keras.initializers.Zeros())
 
 

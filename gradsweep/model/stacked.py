@@ -33,10 +33,11 @@ from gradsweep.model.network import (
     BATCH_NORM_EPSILON,
     BATCH_NORM_MOMENTUM,
     LAYER_NORM_EPSILON,
-    bias_initializer,
     build_optimizer,
-    kernel_initializer,
+    layer_initializers,
     projects,
+    readout_initializer,
+    skip_initializer,
 )
 from gradsweep.model.theory import ACTIVATIONS
 
@@ -159,9 +160,8 @@ class StackedNet:
             self.kernels[i].assign(np.stack([self._kernel(m, i, shape) for m in members]))
         for i, bias in self.biases.items():
             bias.assign(np.stack([self._bias(m, i, self._shapes[i][1]) for m in members]))
-        for i, skip in self.skips.items():  # network.initialize: a plain Glorot map
-            glorot = [keras.initializers.GlorotUniform(seed=m.seed + 500 + i) for m in members]
-            skip.assign(np.stack([draw(skip.shape[1:], dtype="float32") for draw in glorot]))
+        for i, skip in self.skips.items():
+            skip.assign(np.stack([skip_initializer(m.seed, i)(skip.shape[1:], dtype="float32") for m in members]))
         # Scale 1, shift 0, moving mean 0 and variance 1: the layers' own initializers.
         for ones in (*self.gammas, *self.moving_variances):
             ones.assign(tf.ones_like(ones))
@@ -177,13 +177,13 @@ class StackedNet:
     def _kernel(self, member: Member, index: int, shape: Tuple[int, int]) -> np.ndarray:
         # The initial values the same trial alone gets (gradsweep.model.network.initialize).
         if index == len(self.hidden):
-            return np.asarray(keras.initializers.GlorotUniform(seed=member.seed + 999)(shape, dtype="float32"))
-        return np.asarray(kernel_initializer(member.model, member.seed + 2 * index)(shape, dtype="float32"))
+            return np.asarray(readout_initializer(member.seed)(shape, dtype="float32"))
+        return np.asarray(layer_initializers(member.model, member.seed, index)[0](shape, dtype="float32"))
 
     def _bias(self, member: Member, index: int, width: int) -> np.ndarray:
         if index == len(self.hidden):
             return np.zeros(width, np.float32)
-        return np.asarray(bias_initializer(member.model, member.seed + 2 * index + 1)((width,), dtype="float32"))
+        return np.asarray(layer_initializers(member.model, member.seed, index)[1]((width,), dtype="float32"))
 
     def forward(self, x: tf.Tensor, training: bool = True) -> Pass:
         """``x`` (``[K, B, F]``, or ``[B, F]`` given to every member) through every member as
