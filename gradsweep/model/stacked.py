@@ -151,8 +151,8 @@ class StackedNet:
         stays valid, so a later population of the same shape is not traced again."""
         if len(members) != len(self.learning_rate.numpy()):
             raise ValueError(f"this net holds {len(self.learning_rate.numpy())} members, got {len(members)}")
+        graph = ("activation", "hidden_widths", "norm", "residual")
         for member in members:
-            graph = ("activation", "hidden_widths", "norm", "residual")
             if any(getattr(member.model, key) != getattr(self.architecture, key) for key in graph):
                 raise ValueError("every member of a population has the population's activation, widths, norm and skips")
         self.members = list(members)
@@ -191,27 +191,29 @@ class StackedNet:
         ``training``, else its moving ones (which a pass never changes: :meth:`step` does)."""
         shared = "bf,kfo->kbo" if len(x.shape) == 2 else "kbf,kfo->kbo"
         h = x
-        out = Pass(x, [], [], [])
+        dense: List[tf.Tensor] = []
+        into: List[tf.Tensor] = []
+        moments: List[Tuple[tf.Tensor, tf.Tensor]] = []
         for i, kernel in enumerate(self.kernels):
             spec = shared if i == 0 else "kbf,kfo->kbo"
             z = tf.einsum(spec, h, kernel)
             if i in self.biases:
                 z = z + self.biases[i][:, None, :]
             if i == len(self.hidden):
-                return out._replace(logits=z)
-            out.dense.append(z)
+                return Pass(z, dense, into, moments)
+            dense.append(z)
             if self.norm == "layer":
                 gamma, beta = self.gammas[i][:, None, :], self.betas[i][:, None, :]
                 z = keras.ops.layer_normalization(z, gamma, beta, epsilon=LAYER_NORM_EPSILON)
             elif self.norm == "batch":
                 if training:
                     mean, variance = tf.nn.moments(z, axes=[1], keepdims=True)  # Keras' BatchNormalization's
-                    out.moments.append((mean, variance))
+                    moments.append((mean, variance))
                 else:
                     mean, variance = self.moving_means[i][:, None, :], self.moving_variances[i][:, None, :]
                 gamma, beta = self.gammas[i][:, None, :], self.betas[i][:, None, :]
                 z = tf.nn.batch_normalization(z, mean, variance, beta, gamma, BATCH_NORM_EPSILON)
-            out.into.append(z)
+            into.append(z)
             a = self._act(z)
             if self.residual:
                 a = (tf.einsum(spec, h, self.skips[i]) if i in self.skips else h) + a

@@ -264,7 +264,7 @@ def _measure_init(net: StackedNet, results: List[TrainResult], x: np.ndarray, y:
     inputs, labels = tf.constant(x, tf.float32), tf.constant(y, tf.float32)
     norms = net.gradient_norms(inputs, labels)
     saturation = net.saturation(inputs)
-    plain = not (net.residual or net.gammas)
+    plain = net.norm == "none" and not net.residual
     profiles = None if plain else net.preactivation_profile(inputs, labels)
     for m, result in enumerate(results):
         result.init = {keys.grad(layer, "norm_mean"): float(v) for layer, v in zip(net.layers, norms[m])}
