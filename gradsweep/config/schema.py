@@ -104,11 +104,6 @@ class DataConfig:
             check(bool(self.target), "data.target", "data=csv needs the label column")
 
 
-# The values of the model keys a net that populations can train has (ModelConfig.stackable):
-# dropout's masks are not stacked per member yet.
-STACKABLE = {"dropout": (0.0,)}
-
-
 @dataclass
 class ModelConfig:
     """A multilayer perceptron with one sigmoid output unit.
@@ -173,8 +168,9 @@ class ModelConfig:
 
     @property
     def stackable(self) -> bool:
-        """No dropout: a net populations can train (any normalisation, skips or none)."""
-        return all(getattr(self, key) in values for key, values in STACKABLE.items())
+        """No dropout, whose masks are not stacked per member yet: a net populations can
+        train (any normalisation, skips or none)."""
+        return self.dropout == 0
 
     @property
     def layer_names(self) -> List[str]:
@@ -389,13 +385,11 @@ class Config:
         """Populations train nets without dropout (:attr:`ModelConfig.stackable`). Where the
         space sweeps it, the trials with dropout train alone; where every trial has it, no
         population could form."""
-        for key, values in STACKABLE.items():
-            value = getattr(self.model, key)
-            if f"model.{key}" not in space and value not in values:
-                raise ConfigError(
-                    f"sweep.population: populations train nets without dropout; "
-                    f"model.{key} is {value!r} for every trial (sweep it, or set sweep.population=1)"
-                )
+        if "model.dropout" not in space and not self.model.stackable:
+            raise ConfigError(
+                f"sweep.population: populations train nets without dropout; "
+                f"model.dropout is {self.model.dropout!r} for every trial (sweep it, or set sweep.population=1)"
+            )
 
     def largest_params(self) -> Dict[str, Any]:
         """The upper bound of every numeric model key the space sweeps: its largest net."""
